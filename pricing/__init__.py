@@ -1,0 +1,1 @@
+"""Pricing: cloud offers and edge devices as an `OfferTable` (see `pricing.table`)."""

@@ -1,0 +1,86 @@
+"""The `OfferTable` contract of DESIGN.md: column names declared once, here."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+OFFER = "offer"
+TIER = "tier"
+PROVIDER = "provider"
+REGION = "region"
+INSTANCE_TYPE = "instance_type"  # cloud instance type, or the edge device id
+HARDWARE = "hardware"
+VCPUS = "vcpus"
+MEMORY_GIB = "memory_gib"
+ACCELERATOR = "accelerator"
+ACCELERATOR_COUNT = "accelerator_count"
+ARCH = "arch"
+HOURLY_USD = "hourly_usd"
+SPOT_HOURLY_USD = "spot_hourly_usd"
+RESERVED_1Y_HOURLY_USD = "reserved_1y_hourly_usd"
+RESERVED_3Y_HOURLY_USD = "reserved_3y_hourly_usd"
+UNIT_USD = "unit_usd"
+POWER_W = "power_w"
+PRICE_SOURCE = "price_source"
+PRICE_DATE = "price_date"
+
+OFFER_COLUMNS = [
+    OFFER, TIER, PROVIDER, REGION, INSTANCE_TYPE, HARDWARE, VCPUS, MEMORY_GIB, ACCELERATOR,
+    ACCELERATOR_COUNT, ARCH, HOURLY_USD, SPOT_HOURLY_USD, RESERVED_1Y_HOURLY_USD,
+    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W, PRICE_SOURCE, PRICE_DATE,
+]
+NUMERIC_COLUMNS = [
+    VCPUS, MEMORY_GIB, ACCELERATOR_COUNT, HOURLY_USD, SPOT_HOURLY_USD, RESERVED_1Y_HOURLY_USD,
+    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W,
+]
+TIERS = ("edge", "cloud")
+PRICING_MODELS = {
+    "on-demand": HOURLY_USD,
+    "spot": SPOT_HOURLY_USD,
+    "reserved-1y": RESERVED_1Y_HOURLY_USD,
+    "reserved-3y": RESERVED_3Y_HOURLY_USD,
+}
+
+
+class OfferTableError(ValueError):
+    """An offer table (usually a user's CSV) that the planner cannot use."""
+
+
+def cloud_offer_id(provider: str, region: str, instance_type: str) -> str:
+    return f"{provider}:{region}:{instance_type}"
+
+
+def edge_offer_id(device: str) -> str:
+    return f"edge:{device}"
+
+
+def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.DataFrame:
+    """Check a table from outside (CSV import) so bad rows fail with one line, not in the solver."""
+    missing = [c for c in OFFER_COLUMNS if c not in df.columns]
+    if missing:
+        raise OfferTableError(f"{origin}: missing column(s) {', '.join(missing)}")
+    df = df[OFFER_COLUMNS].copy()
+    for column in NUMERIC_COLUMNS:
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    bad_tier = ~df[TIER].isin(TIERS)
+    if bad_tier.any():
+        row = int(bad_tier.idxmax())
+        raise OfferTableError(f"{origin}: row {row + 1}: tier must be edge or cloud")
+    cloud = df[TIER] == "cloud"
+    bad_price = cloud & ~(df[HOURLY_USD] > 0)
+    if bad_price.any():
+        row = int(bad_price.idxmax())
+        raise OfferTableError(f"{origin}: row {row + 1}: hourly_usd must be a positive number")
+    edge = ~cloud
+    bad_unit = edge & ~((df[UNIT_USD] > 0) & (df[POWER_W] > 0))
+    if bad_unit.any():
+        row = int(bad_unit.idxmax())
+        raise OfferTableError(f"{origin}: row {row + 1}: unit_usd and power_w must be positive")
+    if df[OFFER].duplicated().any():
+        dup = df.loc[df[OFFER].duplicated(), OFFER].iloc[0]
+        raise OfferTableError(f"{origin}: offer {dup!r} appears twice")
+    bad_memory = ~(df[MEMORY_GIB] > 0)
+    if bad_memory.any():
+        row = int(bad_memory.idxmax())
+        raise OfferTableError(f"{origin}: row {row + 1}: memory_gib must be a positive number")
+    return df.reset_index(drop=True)

@@ -1,0 +1,77 @@
+"""The `ProfileTable` contract of DESIGN.md: column names declared once, here."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+PIECE = "piece"
+HARDWARE = "hardware"
+RUNTIME = "runtime"
+BATCH = "batch"
+LATENCY_MS_P50 = "latency_ms_p50"
+LATENCY_MS_P95 = "latency_ms_p95"
+MEMORY_MB = "memory_mb"
+SOURCE = "source"
+MEASURED_AT = "measured_at"
+TVM_VERSION = "tvm_version"
+ERROR_BAND = "error_band"
+
+PROFILE_COLUMNS = [
+    PIECE, HARDWARE, RUNTIME, BATCH, LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB,
+    SOURCE, MEASURED_AT, TVM_VERSION, ERROR_BAND,
+]
+REQUIRED_COLUMNS = PROFILE_COLUMNS[:-1]
+
+RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime")
+SOURCES = ("measured-local", "measured-rpc", "estimated", "imported")
+
+
+class ProfileTableError(ValueError):
+    """A profile table (usually a user's CSV) that the planner cannot use."""
+
+
+def empty_profile_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in PROFILE_COLUMNS})
+
+
+def _dtype(column: str) -> str:
+    if column in (LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB, ERROR_BAND):
+        return "float64"
+    if column == BATCH:
+        return "int64"
+    return "object"
+
+
+def validate_profile_table(df: pd.DataFrame, origin: str = "profile table") -> pd.DataFrame:
+    """Check a table from outside (CSV import) so bad rows fail with one line, not deep in the solver."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ProfileTableError(f"{origin}: missing column(s) {', '.join(missing)}")
+    df = df.copy()
+    if ERROR_BAND not in df.columns:
+        df[ERROR_BAND] = float("nan")
+    for column in (LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB, BATCH):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = values.isna() | (values <= 0)
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ProfileTableError(
+                f"{origin}: row {row + 1}: column {column} must be a positive number, "
+                f"got {df[column].iloc[row]!r}"
+            )
+        df[column] = values
+    df[BATCH] = df[BATCH].astype("int64")
+    bad_runtime = ~df[RUNTIME].isin(RUNTIMES)
+    if bad_runtime.any():
+        row = int(bad_runtime.idxmax())
+        raise ProfileTableError(
+            f"{origin}: row {row + 1}: column runtime must be one of {', '.join(RUNTIMES)}, "
+            f"got {df[RUNTIME].iloc[row]!r}"
+        )
+    bad_p95 = df[LATENCY_MS_P95] < df[LATENCY_MS_P50]
+    if bad_p95.any():
+        row = int(bad_p95.idxmax())
+        raise ProfileTableError(
+            f"{origin}: row {row + 1}: latency_ms_p95 is below latency_ms_p50"
+        )
+    return df[PROFILE_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,245 @@
+"""What-if evaluation and the independent checker: cost, latency and broken constraints of an
+assignment, recomputed from the option records without touching the CP-SAT model.
+
+The solver's optimum is only trusted because tests compare it with exhaustive enumeration
+over this function; every plan the tool writes is re-evaluated here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from placement.problem import HOURS_PER_MONTH, SINK, SITE, SOURCE, Option, Problem, is_edge
+
+
+@dataclass(frozen=True)
+class CostItem:
+    kind: str  # compute | edge-capex | edge-power | egress
+    item: str
+    quantity: float
+    unit: str
+    unit_usd: float
+    monthly_usd: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    source: str
+    target: str
+    bytes_per_request: float
+    location_from: str
+    location_to: str
+    transfer_ms: float
+
+    @property
+    def crosses(self) -> bool:
+        return self.transfer_ms > 0.0
+
+
+@dataclass
+class Evaluation:
+    assignment: dict  # piece -> Option
+    starts_ms: dict
+    finishes_ms: dict
+    latency_ms: float
+    critical_path: list
+    transfers: list
+    cost_items: list
+    monthly_usd: float
+    device_load: dict  # edge offer -> (utilisation, memory_mb)
+    violations: list = field(default_factory=list)
+    cost_by_pricing_model: dict = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+
+class AssignmentError(ValueError):
+    """An assignment that names an unknown piece or option."""
+
+
+def location_of(node: str, assignment: dict) -> str:
+    return SITE if node in (SOURCE, SINK) else assignment[node].location
+
+
+def tiered_cost_usd(tiers, gb: float) -> float:
+    """Cost of `gb` under consecutive (width_gb, usd_per_gb) tiers; the last width may be inf."""
+    cost, left = 0.0, gb
+    for width, price in tiers:
+        used = min(left, width)
+        cost += used * price
+        left -= used
+        if left <= 0:
+            break
+    return cost
+
+
+def egress_gb_by_provider(problem: Problem, assignment: dict) -> dict:
+    """Bytes leaving each provider's cloud for the sites, per month (the cost of answers)."""
+    volume: dict[str, float] = {}
+    for flow in problem.flows:
+        loc_from = location_of(flow.source, assignment)
+        loc_to = location_of(flow.target, assignment)
+        if not is_edge(loc_from) and is_edge(loc_to):
+            provider = loc_from.split(":", 1)[0]
+            volume[provider] = volume.get(provider, 0.0) + problem.egress_gb(flow)
+    return volume
+
+
+def evaluate(problem: Problem, assignment: dict) -> Evaluation:
+    """Cost, end-to-end latency and violated constraints of `assignment` (piece -> Option or id)."""
+    chosen: dict[str, Option] = {}
+    for piece in problem.pieces:
+        if piece not in assignment:
+            raise AssignmentError(f"no placement given for piece {piece!r}")
+        opt = assignment[piece]
+        if isinstance(opt, str):
+            matches = [o for o in problem.options[piece] if o.id == opt]
+            if not matches:
+                raise AssignmentError(f"{piece}: no option {opt!r}")
+            opt = matches[0]
+        chosen[piece] = opt
+    for piece in assignment:
+        if piece not in problem.pieces:
+            raise AssignmentError(f"unknown piece {piece!r}")
+
+    # Latency: longest source -> sink path, pieces in topological order.
+    starts: dict[str, float] = {}
+    finishes: dict[str, float] = {SOURCE: 0.0}
+    pred_of: dict[str, str] = {}
+    transfers: list[Transfer] = []
+    incoming: dict[str, list] = {}
+    for flow in problem.flows:
+        loc_from, loc_to = location_of(flow.source, chosen), location_of(flow.target, chosen)
+        t = Transfer(flow.source, flow.target, flow.bytes_per_request, loc_from, loc_to,
+                     problem.transfer_ms(flow, loc_from, loc_to))
+        transfers.append(t)
+        incoming.setdefault(flow.target, []).append(t)
+    for node in (*problem.pieces, SINK):
+        best, via = 0.0, SOURCE
+        for t in incoming.get(node, []):
+            arrival = finishes[t.source] + t.transfer_ms
+            if arrival > best or (arrival == best and via == SOURCE):
+                best, via = arrival, t.source
+        starts[node] = best
+        pred_of[node] = via
+        finishes[node] = best + (chosen[node].latency_ms if node != SINK else 0.0)
+    latency = finishes[SINK]
+    path, node = [SINK], SINK
+    while node != SOURCE:
+        node = pred_of[node]
+        path.append(node)
+    path.reverse()
+
+    # Money: cloud pools, edge devices (one per site per device model used), egress.
+    items: list[CostItem] = []
+    for piece, opt in chosen.items():
+        if opt.tier == "cloud":
+            items.append(CostItem(
+                "compute", f"{piece} on {opt.offer}", opt.replicas, "replica",
+                opt.hourly_usd * HOURS_PER_MONTH, opt.monthly_usd,
+                f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
+            ))
+    device_load: dict[str, tuple[float, float]] = {}
+    for opt in chosen.values():
+        if opt.tier == "edge":
+            util, mem = device_load.get(opt.offer, (0.0, 0.0))
+            device_load[opt.offer] = (util + opt.utilisation, mem + opt.memory_mb)
+    for offer in sorted(device_load):
+        dev = problem.devices[offer]
+        items.append(CostItem(
+            "edge-capex", dev.device, problem.sites, "device",
+            dev.capex_monthly_usd_per_site, dev.capex_monthly_usd_per_site * problem.sites,
+            f"{dev.price_source} ({dev.price_date}), amortised",
+        ))
+        items.append(CostItem(
+            "edge-power", dev.device, problem.sites, "device",
+            dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * problem.sites,
+            f"{dev.power_w:g} W around the clock",
+        ))
+    for provider, gb in sorted(egress_gb_by_provider(problem, chosen).items()):
+        cost = tiered_cost_usd(problem.egress_tiers[provider], gb)
+        items.append(CostItem(
+            "egress", f"{provider} internet egress", gb, "GB",
+            cost / gb if gb else 0.0, cost, problem.egress_source[provider],
+        ))
+    monthly = sum(i.monthly_usd for i in items)
+
+    violations: list[str] = []
+    if latency > problem.slo_ms:
+        violations.append(
+            f"SLO: p{problem.slo_percentile} latency {latency:.1f} ms > {problem.slo_ms:g} ms"
+        )
+    if monthly > problem.budget_usd:
+        violations.append(f"budget: ${monthly:,.2f}/month > ${problem.budget_usd:,.2f}")
+    for offer, (util, mem) in sorted(device_load.items()):
+        dev = problem.devices[offer]
+        if util > problem.utilisation_cap + 1e-9:
+            violations.append(
+                f"edge utilisation: {dev.device} at {util:.0%} > cap {problem.utilisation_cap:.0%}"
+            )
+        if mem > dev.memory_mb:
+            violations.append(f"edge memory: {dev.device} needs {mem:.0f} MB > {dev.memory_mb:.0f} MB")
+    for piece, opt in chosen.items():
+        if opt.tier == "cloud" and opt.utilisation > problem.utilisation_cap + 1e-9:
+            violations.append(
+                f"cloud utilisation: {piece} on {opt.offer} at {opt.utilisation:.0%} "
+                f"> cap {problem.utilisation_cap:.0%}"
+            )
+        if math.isinf(opt.wait_ms):
+            violations.append(f"throughput: {piece} on {opt.offer} cannot keep up with the load")
+
+    by_model: dict[str, float | None] = {}
+    non_compute = sum(i.monthly_usd for i in items if i.kind != "compute")
+    for model in ("on-demand", "spot", "reserved-1y", "reserved-3y"):
+        total: float | None = non_compute
+        for opt in chosen.values():
+            if opt.tier != "cloud":
+                continue
+            hourly = opt.hourly_usd_by_model.get(model)
+            if hourly is None:
+                total = None
+                break
+            total += opt.replicas * hourly * HOURS_PER_MONTH
+        by_model[model] = total
+
+    return Evaluation(
+        assignment=chosen, starts_ms=starts, finishes_ms=finishes, latency_ms=latency,
+        critical_path=path, transfers=transfers, cost_items=items, monthly_usd=monthly,
+        device_load=device_load, violations=violations, cost_by_pricing_model=by_model,
+    )
+
+
+def resolve_assignment(problem: Problem, wanted: dict) -> dict:
+    """Map user `piece=offer[/runtime][/rN]` strings to options: the fewest replicas that keep
+    utilisation under the cap, then the fastest, among the options that match."""
+    out: dict[str, Option] = {}
+    for piece, spec in wanted.items():
+        if piece not in problem.options:
+            raise AssignmentError(
+                f"--assign: unknown piece {piece!r} (pieces: {', '.join(problem.pieces)})"
+            )
+        parts = spec.split("/")
+        offer, rest = parts[0], parts[1:]
+        matches = [o for o in problem.options[piece] if o.offer == offer]
+        for part in rest:
+            if part.startswith("r") and part[1:].isdigit():
+                matches = [o for o in matches if o.replicas == int(part[1:])]
+            elif part.startswith("b") and part[1:].isdigit():
+                matches = [o for o in matches if o.batch == int(part[1:])]
+            else:
+                matches = [o for o in matches if o.runtime == part]
+        if not matches:
+            known = sorted({o.offer for o in problem.options[piece]})
+            raise AssignmentError(
+                f"--assign {piece}={spec}: no such option for {piece!r} "
+                f"(offers it can use: {', '.join(known) or 'none'})"
+            )
+        out[piece] = min(matches, key=lambda o: (o.monthly_usd, o.latency_ms, o.id))
+    missing = [p for p in problem.pieces if p not in out]
+    if missing:
+        raise AssignmentError(f"--assign: no placement given for {', '.join(missing)}")
+    return out

@@ -1,0 +1,251 @@
+"""The `Plan`: what deployers read (plan.json) and what reports render.
+
+Every number in it is recomputed by `placement.evaluate` from the chosen options, and every
+number says where it came from (measured / estimated / imported profile, price snapshot date).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from placement.evaluate import Evaluation
+from placement.problem import Problem
+from placement.solver import SolveResult
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PiecePlacement(_Model):
+    piece: str
+    option: str = Field(description="option id: offer/runtime/batch/replicas")
+    tier: Literal["edge", "cloud"]
+    offer: str
+    provider: str
+    region: str
+    instance_type: str = Field(description="cloud instance type, or edge device id")
+    hardware: str = Field(description="hardware class the latency figures belong to")
+    runtime: Literal["tvm", "tvm-tuned", "onnxruntime"]
+    tvm_target: dict | None
+    batch: int
+    replicas: int = Field(description="cloud: pool size; edge: one device per site")
+    devices: int = Field(description="machines this placement occupies in total")
+    latency_ms_p95: float = Field(description="compute x calls_per_request + queueing wait")
+    compute_ms_p95: float
+    wait_ms: float = Field(description="queueing wait at the SLO percentile (M/M/c)")
+    utilisation: float
+    memory_mb: float
+    monthly_usd: float = Field(description="cloud compute of this pool; edge devices are itemised in costs")
+    latency_source: str = Field(description="measured-local | measured-rpc | estimated | imported")
+    error_band: float | None = Field(description="relative error band of an estimated latency")
+    runtime_alternatives_ms_p95: dict[str, float] = Field(
+        description="p95 of every profiled runtime on this hardware; the fastest was chosen"
+    )
+    price_source: str
+    price_date: str
+
+
+class Route(_Model):
+    source: str
+    target: str
+    bytes_per_request: float
+    location_from: str
+    location_to: str
+    transfer_ms: float
+
+
+class CostLine(_Model):
+    kind: Literal["compute", "edge-capex", "edge-power", "egress"]
+    item: str
+    quantity: float
+    unit: str
+    unit_usd: float
+    monthly_usd: float
+    source: str
+
+
+class Costs(_Model):
+    pricing_model: str
+    items: list[CostLine]
+    monthly_usd: float
+    annual_usd: float
+    usd_per_million_requests: float
+    by_pricing_model: dict[str, float | None] = Field(
+        description="the same placement priced on-demand, spot and reserved; null where an offer lacks that price"
+    )
+
+
+class Latency(_Model):
+    p95_ms: float = Field(description="longest source->sink path, summing per-piece percentiles (conservative)")
+    percentile: int
+    slo_ms: float
+    critical_path: list[str]
+    finish_ms: dict[str, float]
+
+
+class SolverStatus(_Model):
+    status: Literal["optimal", "feasible", "infeasible", "unknown", "evaluated"]
+    objective: str
+    objective_value: float | None
+    best_bound: float | None
+    gap: float | None
+    wall_time_s: float
+    time_limit_s: float
+    seed: int
+    workers: int
+    options: int
+    reason: str = ""
+
+
+class Baseline(_Model):
+    name: str
+    monthly_usd: float | None
+    latency_ms_p95: float | None
+    feasible: bool
+    note: str = ""
+
+
+class Provenance(_Model):
+    spec_sha256: str
+    price_date: str
+    tvm_version: str | None
+    profile_sources: dict[str, int] = Field(description="how many placed latencies come from each source")
+    generated_at: str
+    tool_version: str
+
+
+class Plan(_Model):
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    application: str
+    status: Literal["optimal", "feasible", "infeasible", "unknown", "evaluated"]
+    feasible: bool
+    violations: list[str]
+    placements: list[PiecePlacement]
+    routes: list[Route]
+    latency: Latency | None
+    costs: Costs | None
+    budget_usd: float
+    solver: SolverStatus
+    baselines: list[Baseline] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    provenance: Provenance
+
+    def write(self, path: str | Path) -> None:
+        from profiles.paths import atomic_write_text
+
+        atomic_write_text(Path(path), self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> Plan:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def plan_json_schema() -> dict:
+    schema = Plan.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "placement-optimizer plan"
+    return schema
+
+
+def _tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("placement-optimizer")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+source"
+
+
+def make_plan(
+    problem: Problem,
+    result: SolveResult,
+    evaluation: Evaluation | None,
+    *,
+    tvm_version: str | None,
+    status_override: str | None = None,
+) -> Plan:
+    """Assemble the plan from the solver's status and the checker's numbers (never the model's)."""
+    solver_status = SolverStatus(
+        status=status_override or result.status, objective=result.objective,
+        objective_value=result.objective_value, best_bound=result.best_bound, gap=result.gap,
+        wall_time_s=round(result.wall_time_s, 4), time_limit_s=result.time_limit_s,
+        seed=result.seed, workers=result.workers, options=result.num_options, reason=result.reason,
+    )
+    notes = list(problem.notes)
+    notes.append("p95 latencies are summed along each path: a conservative bound on the end-to-end p95.")
+    if evaluation is None:
+        return Plan(
+            application=problem.name, status=solver_status.status, feasible=False,
+            violations=[result.reason] if result.reason else [], placements=[], routes=[],
+            latency=None, costs=None, budget_usd=problem.budget_usd, solver=solver_status,
+            notes=notes, provenance=_provenance(problem, {}, tvm_version),
+        )
+    placements = []
+    sources: dict[str, int] = {}
+    for piece in problem.pieces:
+        o = evaluation.assignment[piece]
+        sources[o.latency_source] = sources.get(o.latency_source, 0) + 1
+        placements.append(PiecePlacement(
+            piece=piece, option=o.id, tier=o.tier, offer=o.offer, provider=o.provider,
+            region=o.region, instance_type=o.instance_type, hardware=o.hardware,
+            runtime=o.runtime, tvm_target=o.tvm_target, batch=o.batch, replicas=o.replicas,
+            devices=o.replicas if o.tier == "cloud" else problem.sites,
+            latency_ms_p95=round(o.latency_ms, 4), compute_ms_p95=round(o.compute_ms_p95, 4),
+            wait_ms=round(o.wait_ms, 4), utilisation=round(o.utilisation, 4),
+            memory_mb=round(o.memory_mb, 2), monthly_usd=round(o.monthly_usd, 2),
+            latency_source=o.latency_source, error_band=o.error_band,
+            runtime_alternatives_ms_p95={k: round(v, 4) for k, v in o.runtime_alternatives.items()},
+            price_source=o.price_source, price_date=o.price_date,
+        ))
+        if o.latency_source == "estimated":
+            band = f" (±{o.error_band:.0%})" if o.error_band else ""
+            notes.append(f"{piece} on {o.hardware}: latency is an estimate{band}, not a measurement.")
+    routes = [
+        Route(source=t.source, target=t.target, bytes_per_request=t.bytes_per_request,
+              location_from=t.location_from, location_to=t.location_to,
+              transfer_ms=round(t.transfer_ms, 4))
+        for t in evaluation.transfers
+    ]
+    monthly = evaluation.monthly_usd
+    million = problem.requests_per_month / 1e6
+    costs = Costs(
+        pricing_model=problem.pricing_model,
+        items=[CostLine(kind=i.kind, item=i.item, quantity=round(i.quantity, 4), unit=i.unit,
+                        unit_usd=round(i.unit_usd, 6), monthly_usd=round(i.monthly_usd, 2),
+                        source=i.source) for i in evaluation.cost_items],
+        monthly_usd=round(monthly, 2), annual_usd=round(monthly * 12, 2),
+        usd_per_million_requests=round(monthly / million, 4) if million else 0.0,
+        by_pricing_model={k: (None if v is None else round(v, 2))
+                          for k, v in evaluation.cost_by_pricing_model.items()},
+    )
+    latency = Latency(
+        p95_ms=round(evaluation.latency_ms, 4), percentile=problem.slo_percentile,
+        slo_ms=problem.slo_ms, critical_path=evaluation.critical_path,
+        finish_ms={k: round(v, 4) for k, v in evaluation.finishes_ms.items()},
+    )
+    return Plan(
+        application=problem.name, status=solver_status.status, feasible=evaluation.feasible,
+        violations=evaluation.violations, placements=placements, routes=routes, latency=latency,
+        costs=costs, budget_usd=problem.budget_usd, solver=solver_status, notes=notes,
+        provenance=_provenance(problem, sources, tvm_version),
+    )
+
+
+def _provenance(problem: Problem, sources: dict, tvm_version: str | None) -> Provenance:
+    return Provenance(
+        spec_sha256=problem.spec_digest, price_date=problem.price_date, tvm_version=tvm_version,
+        profile_sources=sources, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=_tool_version(),
+    )
+
+
+def write_schema(path: str | Path) -> None:
+    Path(path).write_text(json.dumps(plan_json_schema(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,353 @@
+"""Turn spec + ProfileTable + OfferTable into an immutable placement `Problem`.
+
+Everything non-linear (queueing, replica counts, which runtime is fastest) is settled here,
+per option, so that the CP-SAT model stays linear over booleans and the checker in
+`placement.evaluate` can recompute every number from the same option records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from placement.queueing import wait_ms_at_percentile
+from placement.spec import SINK, SOURCE, ApplicationSpec, topological_order
+from pricing import table as ot
+from profiles import table as pt
+
+HOURS_PER_MONTH = 730.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+SITE = "site"  # where requests start and answers return
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to run a piece: an offer, a runtime, a batch size and a replica count."""
+
+    id: str
+    piece: str
+    offer: str
+    tier: str
+    location: str
+    provider: str
+    region: str
+    instance_type: str
+    hardware: str
+    runtime: str
+    batch: int
+    replicas: int  # cloud: replicas of the pool; edge: 1 device per site
+    compute_ms_p95: float  # x calls_per_request, run one after another
+    wait_ms: float  # queueing at the SLO percentile
+    utilisation: float  # cloud: per replica; edge: share of one site's device
+    memory_mb: float
+    monthly_usd: float  # cloud compute; edge devices are costed per device, not per piece
+    hourly_usd: float
+    hourly_usd_by_model: dict = field(hash=False, compare=False)
+    latency_source: str = ""
+    error_band: float | None = None
+    price_source: str = ""
+    price_date: str = ""
+    tvm_target: dict | None = field(default=None, hash=False, compare=False)
+    runtime_alternatives: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.compute_ms_p95 + self.wait_ms
+
+
+@dataclass(frozen=True)
+class EdgeDevice:
+    offer: str
+    device: str
+    memory_mb: float
+    unit_usd: float
+    power_w: float
+    capex_monthly_usd_per_site: float
+    power_monthly_usd_per_site: float
+    price_source: str
+    price_date: str
+
+    @property
+    def monthly_usd_per_site(self) -> float:
+        return self.capex_monthly_usd_per_site + self.power_monthly_usd_per_site
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A dataflow edge and the bytes it carries per request."""
+
+    source: str
+    target: str
+    bytes_per_request: float
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    pieces: tuple[str, ...]  # topological order
+    flows: tuple[Flow, ...]
+    options: dict  # piece -> tuple[Option, ...]
+    devices: dict  # edge offer -> EdgeDevice
+    sites: int
+    requests_per_month: float
+    slo_ms: float
+    slo_percentile: int
+    budget_usd: float
+    utilisation_cap: float
+    pricing_model: str
+    network: object  # NetworkSpec
+    egress_tiers: dict  # provider -> tuple[(width_gb, usd_per_gb), ...]
+    egress_source: dict  # provider -> str
+    price_date: str
+    spec_digest: str
+    unplaceable: dict = field(default_factory=dict)  # piece -> why it has no options
+    notes: tuple[str, ...] = ()
+
+    def option(self, option_id: str) -> Option:
+        for opts in self.options.values():
+            for opt in opts:
+                if opt.id == option_id:
+                    return opt
+        raise KeyError(option_id)
+
+    def locations(self) -> list[str]:
+        locs = {o.location for opts in self.options.values() for o in opts}
+        return sorted(locs)
+
+    def transfer_ms(self, flow: Flow, loc_from: str, loc_to: str) -> float:
+        return transfer_ms(self.network, loc_from, loc_to, flow.bytes_per_request)
+
+    def egress_gb(self, flow: Flow) -> float:
+        return flow.bytes_per_request * self.requests_per_month / 1e9
+
+
+class ProblemError(ValueError):
+    """Inputs that cannot form a placement problem (e.g. a piece with no usable option)."""
+
+
+def is_edge(location: str) -> bool:
+    return location == SITE or location.startswith("edge:")
+
+
+def transfer_ms(network, loc_from: str, loc_to: str, nbytes: float) -> float:
+    """Time for `nbytes` to cross from one location to another: serialisation + one-way delay."""
+    if loc_from == loc_to and is_edge(loc_from):
+        return 0.0
+    if is_edge(loc_from) and is_edge(loc_to):
+        if SITE in (loc_from, loc_to):  # the site's own sensor/app and a device at the site
+            return 0.0
+        return _link_ms(nbytes, network.lan_mbps, network.lan_rtt_ms)
+    if is_edge(loc_from):  # site -> cloud
+        region = loc_to.split(":", 1)[1]
+        return _link_ms(nbytes, network.uplink_mbps, network.rtt_ms[region])
+    if is_edge(loc_to):  # cloud -> site
+        region = loc_from.split(":", 1)[1]
+        return _link_ms(nbytes, network.downlink_mbps, network.rtt_ms[region])
+    if loc_from == loc_to:
+        return _link_ms(nbytes, network.intra_region_mbps, network.intra_region_rtt_ms)
+    return _link_ms(nbytes, network.inter_region_mbps, network.inter_region_rtt_ms)
+
+
+def _link_ms(nbytes: float, mbps: float, rtt_ms: float) -> float:
+    return nbytes * 8.0 / (mbps * 1000.0) + rtt_ms / 2.0
+
+
+def best_runtime_rows(profiles: pd.DataFrame) -> pd.DataFrame:
+    """The fastest runtime (by p95) per (piece, hardware) at batch 1; ties keep the first."""
+    rows = profiles[profiles[pt.BATCH] == 1].sort_values(
+        [pt.PIECE, pt.HARDWARE, pt.LATENCY_MS_P95, pt.RUNTIME]
+    )
+    return rows.drop_duplicates([pt.PIECE, pt.HARDWARE], keep="first")
+
+
+def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFrame:
+    """The offers the spec allows: its edge devices and its cloud filters."""
+    parts = [offers[(offers[ot.TIER] == "edge") & offers[ot.INSTANCE_TYPE].isin(spec.hardware.edge)]]
+    cloud = offers[offers[ot.TIER] == "cloud"]
+    for cand in spec.hardware.cloud:
+        sel = cloud[(cloud[ot.PROVIDER] == cand.provider) & cloud[ot.REGION].isin(cand.regions)]
+        if cand.instance_types:
+            sel = sel[sel[ot.INSTANCE_TYPE].isin(cand.instance_types)]
+        if cand.gpu is not None:
+            has_gpu = sel[ot.ACCELERATOR].fillna("").str.startswith("nvidia")
+            sel = sel[has_gpu if cand.gpu else ~has_gpu]
+        if cand.max_hourly_usd is not None:
+            sel = sel[sel[ot.HOURLY_USD] <= cand.max_hourly_usd]
+        parts.append(sel)
+    return pd.concat(parts).drop_duplicates(ot.OFFER).reset_index(drop=True)
+
+
+def flows_with_bytes(spec: ApplicationSpec, io_bytes: dict) -> tuple[Flow, ...]:
+    """Bytes per request on each dataflow edge: what the target consumes, or what reaches the sink.
+
+    `io_bytes[model] = (input_bytes, output_bytes)` for one call; a model called k times per
+    request consumes k inputs and produces k outputs.
+    """
+    flows = []
+    for edge in spec.dataflow:
+        if edge.bytes is not None:
+            nbytes = float(edge.bytes)
+        elif edge.target != SINK:
+            nbytes = io_bytes[edge.target][0] * spec.model(edge.target).calls_per_request
+        else:
+            nbytes = io_bytes[edge.source][1] * spec.model(edge.source).calls_per_request
+        flows.append(Flow(edge.source, edge.target, nbytes))
+    return tuple(flows)
+
+
+def _price(row, column) -> float | None:
+    value = row[column]
+    return None if pd.isna(value) else float(value)
+
+
+def build_problem(
+    spec: ApplicationSpec,
+    profiles: pd.DataFrame,
+    offers: pd.DataFrame,
+    io_bytes: dict,
+    *,
+    egress_tiers: dict | None = None,
+    egress_source: dict | None = None,
+) -> Problem:
+    """All options for every piece; raises `ProblemError` naming a piece that cannot run anywhere."""
+    if egress_tiers is None or egress_source is None:
+        from pricing import egress
+
+        providers = {c.provider for c in spec.hardware.cloud}
+        egress_tiers = {p: tuple(egress.egress_tiers(p)) for p in providers}
+        egress_source = {p: egress.egress_source(p) for p in providers}
+
+    pricing_column = ot.PRICING_MODELS[spec.hardware.pricing_model]
+    cands = candidate_offers(spec, offers)
+    best = best_runtime_rows(profiles)
+    cap = spec.solver.utilisation_cap
+    percentile = spec.slo.percentile
+    site_rps = spec.load.rate_per_site_rps
+    total_rps = site_rps * spec.load.sites
+
+    devices: dict[str, EdgeDevice] = {}
+    for _, row in cands[cands[ot.TIER] == "edge"].iterrows():
+        capex = float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
+        power = float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH * spec.edge.electricity_usd_per_kwh
+        devices[row[ot.OFFER]] = EdgeDevice(
+            offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
+            memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
+            power_w=float(row[ot.POWER_W]), capex_monthly_usd_per_site=capex,
+            power_monthly_usd_per_site=power, price_source=str(row[ot.PRICE_SOURCE]),
+            price_date=str(row[ot.PRICE_DATE]),
+        )
+
+    options: dict[str, tuple[Option, ...]] = {}
+    unplaceable: dict[str, str] = {}
+    notes: list[str] = []
+    from profiles.hardware import hardware_catalog
+
+    catalog = hardware_catalog()
+    for piece in topological_order(spec):
+        calls = spec.model(piece).calls_per_request
+        mine = best[best[pt.PIECE] == piece].set_index(pt.HARDWARE)
+        alternatives = profiles[(profiles[pt.PIECE] == piece) & (profiles[pt.BATCH] == 1)]
+        piece_options: list[Option] = []
+        skipped_price: list[str] = []
+        for _, offer in cands.iterrows():
+            hw = offer[ot.HARDWARE]
+            if hw not in mine.index:
+                continue
+            prof = mine.loc[hw]
+            compute_p95 = float(prof[pt.LATENCY_MS_P95]) * calls
+            service_ms = float(prof[pt.LATENCY_MS_P50])
+            memory_mb = float(prof[pt.MEMORY_MB])
+            alts = {
+                r[pt.RUNTIME]: float(r[pt.LATENCY_MS_P95])
+                for _, r in alternatives[alternatives[pt.HARDWARE] == hw].iterrows()
+            }
+            band = prof[pt.ERROR_BAND]
+            common = dict(
+                piece=piece, offer=offer[ot.OFFER], tier=offer[ot.TIER],
+                provider=offer[ot.PROVIDER], region=offer[ot.REGION],
+                instance_type=offer[ot.INSTANCE_TYPE], hardware=hw, runtime=prof[pt.RUNTIME],
+                batch=1, memory_mb=memory_mb, latency_source=str(prof[pt.SOURCE]),
+                error_band=None if pd.isna(band) else float(band),
+                price_source=str(offer[ot.PRICE_SOURCE]), price_date=str(offer[ot.PRICE_DATE]),
+                tvm_target=catalog[hw].tvm_target if hw in catalog else None,
+                runtime_alternatives=alts,
+            )
+            if offer[ot.TIER] == "edge":
+                device = devices[offer[ot.OFFER]]
+                if memory_mb > device.memory_mb:
+                    continue
+                util = site_rps * calls * service_ms / 1000.0
+                if util > cap:
+                    continue
+                wait = wait_ms_at_percentile(1, site_rps * calls, service_ms, percentile)
+                piece_options.append(Option(
+                    id=f"{offer[ot.OFFER]}/{prof[pt.RUNTIME]}/b1/r1", location=offer[ot.OFFER],
+                    replicas=1, compute_ms_p95=compute_p95, wait_ms=wait, utilisation=util,
+                    monthly_usd=0.0, hourly_usd=0.0, hourly_usd_by_model={}, **common,
+                ))
+                continue
+            hourly = _price(offer, pricing_column)
+            if hourly is None:
+                skipped_price.append(str(offer[ot.OFFER]))
+                continue
+            if memory_mb > float(offer[ot.MEMORY_GIB]) * 1024.0:
+                continue
+            load = total_rps * calls * service_ms / 1000.0  # offered load in replicas
+            r_min = max(1, math.ceil(load / cap - 1e-9))
+            by_model = {m: _price(offer, c) for m, c in ot.PRICING_MODELS.items()}
+            for replicas in range(r_min, r_min + spec.solver.max_extra_replicas + 1):
+                util = load / replicas
+                if util >= 1.0:
+                    continue
+                wait = wait_ms_at_percentile(replicas, total_rps * calls, service_ms, percentile)
+                piece_options.append(Option(
+                    id=f"{offer[ot.OFFER]}/{prof[pt.RUNTIME]}/b1/r{replicas}",
+                    location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
+                    compute_ms_p95=compute_p95, wait_ms=wait, utilisation=util,
+                    monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
+                    hourly_usd_by_model=by_model, **common,
+                ))
+        if skipped_price:
+            notes.append(
+                f"{piece}: {len(skipped_price)} offer(s) have no {spec.hardware.pricing_model} "
+                f"price and were left out"
+            )
+        if not piece_options:
+            unplaceable[piece] = _why_no_option(piece, cands, mine)
+        options[piece] = tuple(piece_options)
+
+    io = {k: tuple(v) for k, v in io_bytes.items()}
+    return Problem(
+        name=spec.name, pieces=tuple(topological_order(spec)),
+        flows=flows_with_bytes(spec, io), options=options, devices=devices,
+        sites=spec.load.sites, requests_per_month=total_rps * SECONDS_PER_MONTH,
+        slo_ms=spec.slo.latency_ms, slo_percentile=spec.slo.percentile,
+        budget_usd=spec.monthly_budget_usd, utilisation_cap=cap,
+        pricing_model=spec.hardware.pricing_model, network=spec.network,
+        egress_tiers=egress_tiers, egress_source=egress_source,
+        price_date=_price_date(cands), spec_digest=spec.digest(),
+        unplaceable=unplaceable, notes=tuple(notes),
+    )
+
+
+def _price_date(cands: pd.DataFrame) -> str:
+    dates = sorted({str(d) for d in cands[ot.PRICE_DATE].dropna()})
+    return dates[0] if dates else "unknown"
+
+
+def _why_no_option(piece: str, cands: pd.DataFrame, mine: pd.DataFrame) -> str:
+    if cands.empty:
+        return "no candidate offers match the spec's hardware filters"
+    profiled = set(mine.index)
+    if not profiled & set(cands[ot.HARDWARE]):
+        return (f"no profile for {piece!r} on any candidate hardware "
+                f"({', '.join(sorted(set(cands[ot.HARDWARE])))})")
+    return "every candidate is too small (memory) or too slow for the load (utilisation cap)"
+
+
+__all__ = [
+    "Option", "EdgeDevice", "Flow", "Problem", "ProblemError", "build_problem", "transfer_ms",
+    "is_edge", "SITE", "SOURCE", "SINK", "HOURS_PER_MONTH",
+]

@@ -1,0 +1,284 @@
+"""The CP-SAT placement model: a pure function from a `Problem` to a `SolveResult`.
+
+Built in OR-Tools order (data -> variables -> constraints -> objective -> solve -> decode).
+Costs are integer micro-dollars and times integer microseconds; option latencies are rounded
+up, so a plan the model accepts never breaks the SLO in the float checker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ortools.sat.python import cp_model
+
+from placement.problem import SINK, SITE, SOURCE, Problem, is_edge
+
+MICRO = 1_000_000  # micro-dollars per dollar
+US_PER_MS = 1000  # microseconds per millisecond
+
+Objective = Literal["cost", "latency"]
+
+
+@dataclass
+class SolveResult:
+    status: str  # optimal | feasible | infeasible | unknown
+    assignment: dict | None  # piece -> option id
+    objective: str
+    objective_value: float | None  # USD/month or ms
+    best_bound: float | None
+    gap: float | None
+    wall_time_s: float
+    workers: int
+    seed: int
+    time_limit_s: float
+    num_options: int
+    reason: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+def _usd(x: float) -> int:
+    return int(round(x * MICRO))
+
+
+def _us_up(ms: float) -> int:
+    return int(math.ceil(ms * US_PER_MS - 1e-6))
+
+
+def solve(
+    problem: Problem,
+    *,
+    objective: Objective = "cost",
+    time_limit_s: float = 30.0,
+    seed: int = 0,
+    workers: int = 2,
+    slo_ms: float | None = None,
+    budget_usd: float | None = None,
+) -> SolveResult:
+    """Cheapest (or fastest) placement meeting the SLO and the budget; never raises for an
+    infeasible problem, it says so in the result."""
+    n_options = sum(len(v) for v in problem.options.values())
+    if problem.unplaceable:
+        piece, why = next(iter(problem.unplaceable.items()))
+        return SolveResult("infeasible", None, objective, None, None, None, 0.0, workers, seed,
+                           time_limit_s, n_options, reason=f"{piece}: {why}")
+    slo_ms = problem.slo_ms if slo_ms is None else slo_ms
+    budget_usd = problem.budget_usd if budget_usd is None else budget_usd
+    built = _build(problem, slo_ms=slo_ms, budget_usd=budget_usd)
+    model, on, end, cost = built["model"], built["on"], built["end"], built["cost"]
+
+    if objective == "latency":
+        # Fastest first, then the cheapest among the fastest.
+        model.Minimize(end)
+        first = _run(model, time_limit_s, seed, workers)
+        if first.StatusName() not in ("OPTIMAL", "FEASIBLE"):
+            return _decode(problem, first, on, objective, None, workers, seed, time_limit_s, n_options)
+        best_end = int(first.Value(end))
+        latency_status = first.StatusName()
+        model.Add(end <= best_end)
+        model.Minimize(cost)
+        second = _run(model, time_limit_s, seed, workers)
+        result = _decode(problem, second, on, objective, None, workers, seed, time_limit_s, n_options)
+        result.objective_value = best_end / US_PER_MS
+        result.best_bound = first.BestObjectiveBound() / US_PER_MS
+        result.gap = _gap(result.objective_value, result.best_bound)
+        result.wall_time_s += first.WallTime()
+        if latency_status != "OPTIMAL" and result.status == "optimal":
+            result.status = "feasible"
+        return result
+
+    model.Minimize(cost)
+    solver = _run(model, time_limit_s, seed, workers)
+    return _decode(problem, solver, on, objective, MICRO, workers, seed, time_limit_s, n_options)
+
+
+def _run(model: cp_model.CpModel, time_limit_s: float, seed: int, workers: int):
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.random_seed = int(seed)
+    solver.parameters.num_workers = int(workers)
+    solver.Solve(model)
+    return solver
+
+
+def _gap(value: float | None, bound: float | None) -> float | None:
+    if value is None or bound is None:
+        return None
+    if value == 0:
+        return 0.0
+    return abs(value - bound) / abs(value)
+
+
+def _decode(problem, solver, on, objective, scale, workers, seed, time_limit_s, n_options):
+    status = solver.StatusName()
+    mapped = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(
+        status, "unknown")
+    if mapped in ("optimal", "feasible"):
+        assignment = {
+            piece: next(o.id for o in opts if solver.BooleanValue(on[piece, o.id]))
+            for piece, opts in problem.options.items()
+        }
+        value = solver.ObjectiveValue() / scale if scale else solver.ObjectiveValue()
+        bound = solver.BestObjectiveBound() / scale if scale else solver.BestObjectiveBound()
+        reason = ""
+    else:
+        assignment, value, bound = None, None, None
+        reason = ("no placement meets the SLO, budget, memory and utilisation constraints"
+                  if mapped == "infeasible" else "no solution found within the time limit")
+    return SolveResult(
+        status=mapped, assignment=assignment, objective=objective, objective_value=value,
+        best_bound=bound, gap=_gap(value, bound) if mapped == "feasible" else (0.0 if value is not None else None),
+        wall_time_s=solver.WallTime(), workers=workers, seed=seed, time_limit_s=time_limit_s,
+        num_options=n_options, reason=reason,
+        stats={"branches": solver.NumBranches(), "conflicts": solver.NumConflicts()},
+    )
+
+
+def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
+    model = cp_model.CpModel()
+    pieces = problem.pieces
+
+    # --- data -------------------------------------------------------------------------------
+    locations = {p: sorted({o.location for o in problem.options[p]}) for p in pieces}
+    horizon = sum(max(o.latency_ms for o in problem.options[p]) for p in pieces)
+    horizon += sum(
+        max(problem.transfer_ms(f, a, b)
+            for a in ([SITE] if f.source == SOURCE else locations[f.source])
+            for b in ([SITE] if f.target == SINK else locations[f.target]))
+        for f in problem.flows
+    )
+    horizon_us = _us_up(horizon) + 1
+
+    # --- variables --------------------------------------------------------------------------
+    on = {(p, o.id): model.NewBoolVar(f"on[{p},{o.id}]") for p in pieces for o in problem.options[p]}
+    at = {(p, loc): model.NewBoolVar(f"at[{p},{loc}]") for p in pieces for loc in locations[p]}
+    start = {p: model.NewIntVar(0, horizon_us, f"start[{p}]") for p in pieces}
+    end = model.NewIntVar(0, horizon_us, "end")
+    used = {d: model.NewBoolVar(f"used[{problem.devices[d].device}]") for d in problem.devices}
+
+    lat = {p: sum(_us_up(o.latency_ms) * on[p, o.id] for o in problem.options[p]) for p in pieces}
+
+    # --- constraints ------------------------------------------------------------------------
+    for p in pieces:
+        # Each piece runs in exactly one place, one way.
+        model.AddExactlyOne(on[p, o.id] for o in problem.options[p])
+        # at[p, loc] says where the chosen option runs.
+        for loc in locations[p]:
+            model.Add(at[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.location == loc))
+
+    def locs_of(node):
+        return [SITE] if node in (SOURCE, SINK) else locations[node]
+
+    def at_lit(node, loc):
+        return None if node in (SOURCE, SINK) else at[node, loc]
+
+    for flow in problem.flows:
+        a, b = flow.source, flow.target
+        finish_a = 0 if a == SOURCE else start[a] + lat[a]
+        arrive_b = end if b == SINK else start[b]
+        # Data reaches a piece (or the answer reaches the site) after its producer finishes...
+        model.Add(arrive_b >= finish_a)
+        # ...plus the time to cross between their locations.
+        for la in locs_of(a):
+            for lb in locs_of(b):
+                t_us = _us_up(problem.transfer_ms(flow, la, lb))
+                if t_us <= 0:
+                    continue
+                lits = [x for x in (at_lit(a, la), at_lit(b, lb)) if x is not None]
+                model.Add(arrive_b >= finish_a + t_us).OnlyEnforceIf(lits)
+
+    # The answer is back at the site within the SLO (p-th percentile, per-piece sum).
+    model.Add(end <= int(math.floor(slo_ms * US_PER_MS + 1e-6)))
+
+    for d, dev in problem.devices.items():
+        users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
+        # A site owns one of this device model if any piece runs on it.
+        for p, o in users:
+            model.AddImplication(on[p, o.id], used[d])
+        model.Add(used[d] <= sum(on[p, o.id] for p, o in users))
+        # Pieces sharing a site's device stay under the utilisation cap...
+        model.Add(
+            sum(int(math.ceil(o.utilisation * MICRO)) * on[p, o.id] for p, o in users)
+            <= int(problem.utilisation_cap * MICRO)
+        )
+        # ...and fit its memory together.
+        model.Add(
+            sum(int(math.ceil(o.memory_mb)) * on[p, o.id] for p, o in users)
+            <= int(dev.memory_mb)
+        )
+
+    # Money: cloud pools + edge devices at every site + tiered egress per provider.
+    cost_terms = [_usd(o.monthly_usd) * on[p, o.id] for p in pieces for o in problem.options[p]
+                  if o.tier == "cloud"]
+    cost_terms += [_usd(dev.monthly_usd_per_site * problem.sites) * used[d]
+                   for d, dev in problem.devices.items()]
+    cost_terms += _egress_terms(model, problem, on)
+    cost = model.NewIntVar(0, _cost_upper_bound(problem), "cost")
+    model.Add(cost == sum(cost_terms))
+    # The plan stays within the monthly budget.
+    model.Add(cost <= _usd(budget_usd))
+
+    return {"model": model, "on": on, "at": at, "start": start, "end": end, "cost": cost,
+            "used": used}
+
+
+def _cost_upper_bound(problem: Problem) -> int:
+    ub = sum(_usd(max((o.monthly_usd for o in opts), default=0.0)) for opts in problem.options.values())
+    ub += sum(_usd(d.monthly_usd_per_site * problem.sites) for d in problem.devices.values())
+    total_gb = sum(problem.egress_gb(f) for f in problem.flows)
+    ub += sum(_usd(max((price for _, price in tiers), default=0.0) * total_gb) + MICRO
+              for tiers in problem.egress_tiers.values())
+    return ub + MICRO
+
+
+def _egress_terms(model: cp_model.CpModel, problem: Problem, on: dict) -> list:
+    """Egress MB per provider, priced over its tiers (free tier first, then falling prices)."""
+    providers = sorted(problem.egress_tiers)
+    volume_terms: dict[str, list] = {p: [] for p in providers}
+    for flow in problem.flows:
+        if flow.source == SOURCE:
+            continue  # into the cloud: ingress is free
+        mb = int(math.ceil(problem.egress_gb(flow) * 1000.0))
+        if mb <= 0:
+            continue
+        a, b = flow.source, flow.target
+        if b == SINK:
+            edge_b = 1
+        else:
+            edge_b = sum(on[b, o.id] for o in problem.options[b] if is_edge(o.location))
+        for provider in providers:
+            cloud_a = [on[a, o.id] for o in problem.options[a]
+                       if o.tier == "cloud" and o.provider == provider]
+            if not cloud_a:
+                continue
+            crosses = model.NewBoolVar(f"egress[{a}->{b},{provider}]")
+            # An answer leaves `provider`'s cloud when the producer runs there and the consumer
+            # runs at the site.
+            model.Add(crosses >= sum(cloud_a) + edge_b - 1)
+            volume_terms[provider].append((mb, crosses))
+
+    terms = []
+    for provider in providers:
+        if not volume_terms[provider]:
+            continue
+        max_mb = sum(mb for mb, _ in volume_terms[provider])
+        volume = model.NewIntVar(0, max_mb, f"egress_mb[{provider}]")
+        model.Add(volume == sum(mb * crosses for mb, crosses in volume_terms[provider]))
+        tiers = problem.egress_tiers[provider]
+        fill = []
+        prev_full = None
+        for k, (width_gb, price) in enumerate(tiers):
+            width_mb = max_mb if math.isinf(width_gb) else min(max_mb, int(round(width_gb * 1000)))
+            amount = model.NewIntVar(0, width_mb, f"egress_mb[{provider},tier{k}]")
+            if prev_full is not None:
+                # A tier only fills once the cheaper-numbered tier before it is full.
+                model.Add(amount == 0).OnlyEnforceIf(prev_full.Not())
+            full = model.NewBoolVar(f"egress_full[{provider},tier{k}]")
+            model.Add(amount == width_mb).OnlyEnforceIf(full)
+            fill.append(amount)
+            # price is USD per GB -> micro-dollars per MB
+            terms.append(int(round(price * 1000)) * amount)
+            prev_full = full
+        model.Add(volume == sum(fill))
+    return terms

@@ -1,0 +1,433 @@
+"""The application spec: what the user tells us about their models, load, SLO, money and hardware.
+
+Everything a user can get wrong is caught here and reported as one line naming the field
+(`SpecError`), because a planner fed a wrong rate or a missing model silently buys the
+wrong hardware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SOURCE = "source"
+SINK = "sink"
+ENDPOINTS = (SOURCE, SINK)
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PricingModel = Literal["on-demand", "spot", "reserved-1y", "reserved-3y"]
+
+
+class SpecError(ValueError):
+    """A spec the tool cannot use; `str()` is the one line the user sees."""
+
+    def __init__(self, field: str, message: str, origin: str | None = None):
+        self.field = field
+        self.message = message
+        self.origin = origin
+        prefix = f"{origin}: " if origin else ""
+        super().__init__(f"{prefix}{field}: {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    onnx: str = Field(min_length=1, description="path to an .onnx file (relative to the spec) or zoo:<name>")
+    inputs: dict[str, list[PositiveInt]] | None = Field(
+        default=None, description="input name -> fixed shape; optional for zoo models"
+    )
+    calls_per_request: PositiveFloat = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _not_endpoint(cls, name: str) -> str:
+        if name in ENDPOINTS:
+            raise ValueError(f"'{name}' is reserved for the dataflow endpoints")
+        return name
+
+
+class EdgeSpec(_Strict):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    bytes: PositiveInt | None = Field(
+        default=None,
+        description="bytes crossing this edge per request; default: what the target consumes "
+        "(its inputs) or, into the sink, what the source model produces",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LoadSpec(_Strict):
+    sites: PositiveInt
+    rate_per_site_rps: PositiveFloat
+
+
+class SloSpec(_Strict):
+    latency_ms: PositiveFloat
+    percentile: Literal[50, 90, 95, 99] = 95
+
+
+class CloudCandidate(_Strict):
+    provider: Literal["aws", "azure"]
+    regions: list[str] = Field(min_length=1)
+    instance_types: list[str] | None = Field(
+        default=None, description="only these instance types; default: all in the catalog"
+    )
+    gpu: bool | None = Field(default=None, description="true: only GPU offers; false: none")
+    max_hourly_usd: PositiveFloat | None = None
+
+
+class HardwareSpec(_Strict):
+    edge: list[str] = Field(default_factory=list, description="edge device ids")
+    cloud: list[CloudCandidate] = Field(default_factory=list)
+    pricing_model: PricingModel = "on-demand"
+
+    @model_validator(mode="after")
+    def _some_hardware(self) -> HardwareSpec:
+        if not self.edge and not self.cloud:
+            raise ValueError("name at least one edge device or cloud provider")
+        return self
+
+
+class NetworkSpec(_Strict):
+    uplink_mbps: PositiveFloat = Field(description="site -> cloud bandwidth per site")
+    downlink_mbps: PositiveFloat = Field(description="cloud -> site bandwidth per site")
+    rtt_ms: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        description="round-trip time from a site to each cloud region"
+    )
+    lan_mbps: PositiveFloat = Field(default=1000.0, description="between devices at one site")
+    lan_rtt_ms: Annotated[float, Field(ge=0)] = 0.4
+    intra_region_mbps: PositiveFloat = Field(default=10000.0, description="between pools in one region")
+    intra_region_rtt_ms: Annotated[float, Field(ge=0)] = 0.5
+    inter_region_mbps: PositiveFloat = Field(default=1000.0)
+    inter_region_rtt_ms: Annotated[float, Field(ge=0)] = 70.0
+
+
+class EdgeCostSpec(_Strict):
+    amortisation_months: PositiveInt = 36
+    electricity_usd_per_kwh: Annotated[float, Field(ge=0)] = 0.15
+
+
+class SolverSpec(_Strict):
+    utilisation_cap: Annotated[float, Field(gt=0, le=1)] = 0.7
+    max_extra_replicas: Annotated[int, Field(ge=0, le=16)] = 3
+    time_limit_s: PositiveFloat = 30.0
+    seed: Annotated[int, Field(ge=0)] = 0
+    workers: PositiveInt = 2
+
+
+class ApplicationSpec(_Strict):
+    name: str = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    dataflow: list[EdgeSpec] = Field(min_length=1)
+    load: LoadSpec
+    slo: SloSpec
+    monthly_budget_usd: PositiveFloat
+    hardware: HardwareSpec
+    network: NetworkSpec
+    edge: EdgeCostSpec = Field(default_factory=EdgeCostSpec)
+    solver: SolverSpec = Field(default_factory=SolverSpec)
+
+    @model_validator(mode="after")
+    def _dataflow_is_a_dag(self) -> ApplicationSpec:
+        names = [m.name for m in self.models]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise _FieldError(f"models[{i}].name", f"model name {name!r} appears twice")
+            seen.add(name)
+        nodes = set(names) | set(ENDPOINTS)
+        succ: dict[str, list[str]] = {n: [] for n in nodes}
+        for i, edge in enumerate(self.dataflow):
+            for end, value in (("from", edge.source), ("to", edge.target)):
+                if value not in nodes:
+                    raise _FieldError(
+                        f"dataflow[{i}].{end}",
+                        f"{value!r} is neither a model nor source/sink (dangling edge)",
+                    )
+            if edge.target == SOURCE:
+                raise _FieldError(f"dataflow[{i}].to", "nothing flows into source")
+            if edge.source == SINK:
+                raise _FieldError(f"dataflow[{i}].from", "nothing flows out of sink")
+            if edge.source == edge.target:
+                raise _FieldError(f"dataflow[{i}]", f"{edge.source!r} feeds itself (cycle)")
+            if edge.target in succ[edge.source]:
+                raise _FieldError(f"dataflow[{i}]", "edge appears twice")
+            succ[edge.source].append(edge.target)
+        cycle = _find_cycle(succ)
+        if cycle:
+            raise _FieldError("dataflow", f"cycle {' -> '.join(cycle)}")
+        reach_from_source = _reachable(succ, SOURCE)
+        pred: dict[str, list[str]] = {n: [] for n in nodes}
+        for a, targets in succ.items():
+            for b in targets:
+                pred[b].append(a)
+        reach_sink = _reachable(pred, SINK)
+        for i, name in enumerate(names):
+            if name not in reach_from_source:
+                raise _FieldError(f"models[{i}]", f"{name!r} is not reachable from source")
+            if name not in reach_sink:
+                raise _FieldError(f"models[{i}]", f"{name!r} has no path to sink")
+        missing = set(self.network.rtt_ms)
+        for i, cand in enumerate(self.hardware.cloud):
+            for j, region in enumerate(cand.regions):
+                if region not in self.network.rtt_ms:
+                    raise _FieldError(
+                        f"hardware.cloud[{i}].regions[{j}]",
+                        f"no network.rtt_ms given for region {region!r}",
+                    )
+                missing.discard(region)
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def digest(self) -> str:
+        """sha256 of the canonical spec, recorded in every plan made from it."""
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(message)
+
+
+def _reachable(succ: dict[str, list[str]], start: str) -> set[str]:
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in succ[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _find_cycle(succ: dict[str, list[str]]) -> list[str] | None:
+    colour: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = 1
+        path.append(node)
+        for nxt in succ[node]:
+            if colour.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in colour:
+                found = visit(nxt)
+                if found:
+                    return found
+        colour[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(succ):
+        if node not in colour:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def topological_order(spec: ApplicationSpec) -> list[str]:
+    """Models in dataflow order (source first), so paths and starts are computed in one pass."""
+    succ: dict[str, list[str]] = {}
+    indeg: dict[str, int] = {m.name: 0 for m in spec.models}
+    for edge in spec.dataflow:
+        succ.setdefault(edge.source, []).append(edge.target)
+        if edge.target in indeg:
+            indeg[edge.target] += 1
+    for b in succ.get(SOURCE, []):
+        if b in indeg:
+            indeg[b] -= 1
+    order, ready = [], sorted(n for n, d in indeg.items() if d == 0)
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for nxt in succ.get(node, []):
+            if nxt in indeg:
+                indeg[nxt] -= 1
+                if indeg[nxt] == 0:
+                    ready.append(nxt)
+    return order
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("greater_than", "greater_than_equal"):
+        limit = err.get("ctx", {}).get("gt", err.get("ctx", {}).get("ge"))
+        return f"must be {'>' if kind == 'greater_than' else '>='} {limit}, got {err.get('input')!r}"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_spec(data: object, origin: str | None = None, base_dir: Path | None = None) -> ApplicationSpec:
+    """Validate a spec already read into Python objects; errors become one-line `SpecError`s."""
+    if not isinstance(data, dict):
+        raise SpecError("(top level)", "the spec must be a mapping of keys to values", origin)
+    try:
+        spec = ApplicationSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        ctx_error = first.get("ctx", {}).get("error")
+        if isinstance(ctx_error, _FieldError):
+            raise SpecError(ctx_error.field, ctx_error.message, origin) from None
+        field = _loc(first["loc"]) or "(top level)"
+        raise SpecError(field, _message(first), origin) from None
+    _check_onnx_files(spec, origin, base_dir)
+    return spec
+
+
+def load_spec(path: str | Path) -> tuple[ApplicationSpec, Path]:
+    """Read and validate a YAML/JSON spec; returns the spec and the directory paths resolve from."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("(file)", "no such file", origin) from None
+    except OSError as exc:
+        raise SpecError("(file)", f"cannot read: {exc.strerror}", origin) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise SpecError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", origin) from None
+    base_dir = path.parent.resolve()
+    return parse_spec(data, origin, base_dir), base_dir
+
+
+def resolve_onnx(model: ModelSpec, base_dir: Path | None) -> Path:
+    """The ONNX file for a model: a zoo model is generated into the cache on first use."""
+    from profiles import zoo
+
+    if zoo.is_zoo_ref(model.onnx):
+        return zoo.zoo_model_path(zoo.parse_zoo_ref(model.onnx))
+    path = Path(model.onnx)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def input_shapes(model: ModelSpec) -> dict[str, list[int]]:
+    from profiles import zoo
+
+    if model.inputs:
+        return {k: list(v) for k, v in model.inputs.items()}
+    if zoo.is_zoo_ref(model.onnx):
+        return zoo.zoo_input_shapes(zoo.parse_zoo_ref(model.onnx))
+    raise KeyError(model.name)
+
+
+def _check_onnx_files(spec: ApplicationSpec, origin: str | None, base_dir: Path | None) -> None:
+    import onnx
+
+    from profiles import zoo
+
+    for i, model in enumerate(spec.models):
+        field = f"models[{i}].onnx"
+        if zoo.is_zoo_ref(model.onnx):
+            try:
+                zoo.parse_zoo_ref(model.onnx)
+            except KeyError as exc:
+                raise SpecError(field, str(exc.args[0]), origin) from None
+            continue
+        if not model.inputs:
+            raise SpecError(f"models[{i}].inputs", "required for a model that is not from the zoo", origin)
+        path = Path(model.onnx)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise SpecError(field, f"ONNX file {str(path)!r} does not exist", origin)
+        try:
+            graph = onnx.load(str(path), load_external_data=False).graph
+        except Exception as exc:  # onnx raises DecodeError and friends
+            raise SpecError(field, f"{str(path)!r} is not a valid ONNX model ({type(exc).__name__})", origin) from None
+        initializers = {t.name for t in graph.initializer}
+        graph_inputs = {v.name: v for v in graph.input if v.name not in initializers}
+        for name, shape in model.inputs.items():
+            if name not in graph_inputs:
+                raise SpecError(
+                    f"models[{i}].inputs.{name}",
+                    f"the model has no input {name!r} (it has {', '.join(sorted(graph_inputs))})",
+                    origin,
+                )
+            rank = len(graph_inputs[name].type.tensor_type.shape.dim)
+            if rank and rank != len(shape):
+                raise SpecError(
+                    f"models[{i}].inputs.{name}",
+                    f"shape has {len(shape)} dims but the model's input has {rank}",
+                    origin,
+                )
+        for name in graph_inputs:
+            if name not in model.inputs:
+                raise SpecError(f"models[{i}].inputs", f"no shape given for model input {name!r}", origin)
+
+
+def check_hardware_ids(spec: ApplicationSpec, offers, origin: str | None = None) -> None:
+    """Unknown device or instance ids are user errors, found before anything is profiled."""
+    from pricing import table as ot
+
+    edge_ids = set(offers.loc[offers[ot.TIER] == "edge", ot.INSTANCE_TYPE])
+    for i, device in enumerate(spec.hardware.edge):
+        if device not in edge_ids:
+            raise SpecError(
+                f"hardware.edge[{i}]",
+                f"unknown edge device {device!r} (known: {', '.join(sorted(edge_ids))})",
+                origin,
+            )
+    cloud = offers[offers[ot.TIER] == "cloud"]
+    for i, cand in enumerate(spec.hardware.cloud):
+        mine = cloud[cloud[ot.PROVIDER] == cand.provider]
+        for j, region in enumerate(cand.regions):
+            if not (mine[ot.REGION] == region).any():
+                known = ", ".join(sorted(set(mine[ot.REGION])))
+                raise SpecError(
+                    f"hardware.cloud[{i}].regions[{j}]",
+                    f"no {cand.provider} offers in region {region!r} (known: {known})",
+                    origin,
+                )
+        for j, itype in enumerate(cand.instance_types or []):
+            if not (mine[ot.INSTANCE_TYPE] == itype).any():
+                raise SpecError(
+                    f"hardware.cloud[{i}].instance_types[{j}]",
+                    f"unknown {cand.provider} instance type {itype!r}",
+                    origin,
+                )
+
+
+def spec_json_schema() -> dict:
+    return ApplicationSpec.model_json_schema(by_alias=True)

@@ -1,0 +1,270 @@
+"""What a measurement is: the config every runtime adapter takes and the result each returns.
+
+Both adapters (TVM, ONNX Runtime) follow the same protocol so their numbers compare:
+
+1. `warmup_runs` untimed inferences (lazy initialisation, thread-pool spin-up, caches);
+2. `repeat` samples; one sample runs the model `number` times back to back and records the
+   mean time of one run. When one run is shorter than `min_repeat_ms`, the runs per sample grow
+   until a sample lasts at least `min_repeat_ms` (TVM's `time_evaluator` convention), so
+   sub-millisecond pieces are not dominated by timer noise;
+3. when a model is slow, `repeat` shrinks so the samples fit in `max_measure_s` (never below
+   `min_samples`): a 2-second model is not run 30 times in a demo;
+4. p50 and p95 are taken over the per-sample times (linear interpolation, numpy's default).
+   With `runs_per_sample` > 1 the p95 is that of a mean of several runs and so understates the
+   single-run tail; `Measurement.runs_per_sample` records it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+Runtime = Literal["tvm", "tvm-tuned", "onnxruntime"]
+
+
+class MeasureConfig(BaseModel):
+    """How hard to measure. The defaults keep a cold demo (two CNNs, two runtimes, 2 cores)
+    well under a minute of measuring; raise `repeat` and `max_measure_s` for a careful profile."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warmup_runs: int = Field(default=2, ge=0, description="untimed runs before sampling")
+    number: int = Field(default=1, ge=1, description="minimum runs averaged into one sample")
+    repeat: int = Field(default=30, ge=1, description="samples wanted; p50/p95 are over these")
+    min_repeat_ms: float = Field(
+        default=20.0, ge=0, description="a sample lasts at least this long (runs per sample grow)"
+    )
+    max_measure_s: float = Field(
+        default=8.0, gt=0, description="time budget for sampling; slow models take fewer samples"
+    )
+    min_samples: int = Field(default=5, ge=1, description="never fewer samples than this")
+    timeout_s: float = Field(
+        default=600.0, gt=0, description="a child process (TVM compile + measure) is killed after this"
+    )
+    seed: int = Field(default=0, description="seed of the random inputs")
+
+    def plan(self, run_ms: float) -> tuple[int, int]:
+        """(samples, runs per sample) for a model whose one run took `run_ms` in warm-up."""
+        run_ms = max(run_ms, 1e-6)
+        runs = max(self.number, math.ceil(self.min_repeat_ms / run_ms)) if self.min_repeat_ms else self.number
+        sample_ms = runs * run_ms
+        affordable = int(self.max_measure_s * 1000.0 // sample_ms)
+        samples = max(self.min_samples, min(self.repeat, affordable))
+        return samples, runs
+
+
+def calibrate(run_once, min_ms: float = 5.0, max_runs: int = 1 << 20) -> float:
+    """ms per run of `run_once`, timed over a batch that lasts at least `min_ms` (after warm-up)."""
+    import time
+
+    runs = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            run_once()
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        if elapsed_ms >= min_ms or runs >= max_runs:
+            return elapsed_ms / runs
+        runs *= 4 if elapsed_ms < min_ms / 4 else 2
+
+
+class Measurement(BaseModel):
+    """One runtime's latency and memory for one prepared model on this machine.
+
+    `memory_mb` is a real figure whose method `memory_method` names:
+    - TVM (`tvm-plan`): bytes of the constants (weights) baked into the compiled module plus
+      every storage block of the Relax VM's static memory plan (intermediates and outputs) —
+      what the executable allocates for one inference, computed from the lowered program.
+    - ONNX Runtime (`rss-growth`): growth of the resident set of a fresh child process from just
+      before the session is created to after the warm-up runs (weights, prepacked weights, arena).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    runtime: Runtime
+    latency_ms_p50: float = Field(gt=0)
+    latency_ms_p95: float = Field(gt=0)
+    latency_ms_mean: float = Field(gt=0)
+    memory_mb: float = Field(gt=0)
+    memory_method: str
+    n_samples: int = Field(ge=1)
+    runs_per_sample: int = Field(ge=1)
+    measure_s: float = Field(ge=0, description="wall time spent warming up and sampling")
+    compile_s: float | None = Field(default=None, description="TVM import + compile wall time")
+    target: dict | None = Field(default=None, description="TVM target actually used")
+    threads: int | None = Field(default=None, description="intra-op threads (ONNX Runtime)")
+    max_abs_diff_vs_ort: float | None = Field(
+        default=None, description="largest |TVM - ONNX Runtime| over all outputs, same random input"
+    )
+    max_rel_diff_vs_ort: float | None = Field(
+        default=None, description="largest |TVM - ORT| / max|ORT|, per output, the worst output"
+    )
+
+    @classmethod
+    def from_samples(cls, runtime: Runtime, samples_ms: Sequence[float], **fields) -> "Measurement":
+        p50, p95, mean = latency_stats(samples_ms)
+        return cls(
+            runtime=runtime, latency_ms_p50=p50, latency_ms_p95=p95, latency_ms_mean=mean,
+            n_samples=len(samples_ms), **fields,
+        )
+
+
+def latency_stats(samples_ms: Sequence[float]) -> tuple[float, float, float]:
+    """(p50, p95, mean) of per-sample times in ms; p95 >= p50 by construction."""
+    if len(samples_ms) == 0:
+        raise ValueError("no latency samples")
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"latency samples must be positive and finite, got {a.tolist()[:5]}...")
+    p50, p95 = np.percentile(a, [50, 95])
+    return float(p50), float(max(p95, p50)), float(a.mean())
+
+
+def output_diff(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(max abs diff, max diff relative to the output's largest magnitude) over all outputs.
+
+    Relative to max|reference| rather than elementwise, so outputs near zero do not blow it up."""
+    if len(reference) != len(other):
+        raise ValueError(f"{len(reference)} reference outputs but {len(other)} to compare")
+    max_abs = max_rel = 0.0
+    for ref, out in zip(reference, other):
+        ref = np.asarray(ref)
+        out = np.asarray(out)
+        if ref.shape != out.shape:
+            raise ValueError(f"output shapes differ: {ref.shape} vs {out.shape}")
+        if ref.size == 0:
+            continue
+        diff = np.abs(ref.astype(np.float64) - out.astype(np.float64))
+        max_abs = max(max_abs, float(diff.max()))
+        scale = float(np.abs(ref.astype(np.float64)).max())
+        max_rel = max(max_rel, float(diff.max()) / max(scale, 1e-12))
+    return max_abs, max_rel
+
+
+# --- running a measurement in a child process -------------------------------------------------
+# TVM (and, for a clean memory figure, ONNX Runtime) run in a fresh "spawn" child: a segfault in
+# a compiler pass kills the child, and the parent turns that into a typed error with the stage it
+# died in and the tail of the child's log.
+
+class NotMeasurableHereError(ValueError):
+    """The hardware class is not this machine (or the runtime cannot run on it); estimate instead."""
+
+
+class ChildFailure(RuntimeError):
+    """A child measurement failed: it raised (`error_type` set), crashed or ran out of time."""
+
+    def __init__(self, stage: str, message: str, *, error_type: str | None = None,
+                 exitcode: int | None = None, detail: dict | None = None, log_tail: str = ""):
+        self.stage = stage
+        self.error_type = error_type
+        self.exitcode = exitcode
+        self.detail = detail or {}
+        self.log_tail = log_tail
+        self.message = message
+        super().__init__(message)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "did not exit"
+    if exitcode < 0:
+        import signal
+
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+def _tail(path, lines: int = 20) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return ""
+
+
+def _child_entry(conn, module: str, function: str, payload: dict, log_path: str | None) -> None:
+    """Body of the child: redirect output to the log, run `module.function(payload, report)`."""
+    import importlib
+    import os
+    import traceback
+
+    if log_path:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def report(stage: str) -> None:
+        conn.send(("stage", stage))
+
+    try:
+        fn = getattr(importlib.import_module(module), function)
+        result = fn(payload, report)
+        conn.send(("ok", result))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
+        traceback.print_exc()
+        conn.send(("error", type(exc).__name__, str(exc), getattr(exc, "detail", {}) or {}))
+    finally:
+        conn.close()
+
+
+def run_in_child(module: str, function: str, payload: dict, *, timeout_s: float,
+                 log_path=None, first_stage: str = "start"):
+    """Run `module.function(payload, report)` in a spawned process and return its result.
+
+    The function calls `report(stage)` as it goes; on a crash or timeout `ChildFailure.stage`
+    says where it was. The child's stdout/stderr go to `log_path` (when given)."""
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    process = ctx.Process(
+        target=_child_entry, args=(child_conn, module, function, payload,
+                                   str(log_path) if log_path else None),
+        daemon=True,
+    )
+    stage = first_stage
+    deadline = time.monotonic() + timeout_s
+    process.start()
+    child_conn.close()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChildFailure(stage, f"timed out after {timeout_s:.0f} s during {stage}",
+                                   log_tail=_tail(log_path) if log_path else "")
+            if not parent_conn.poll(min(remaining, 1.0)):
+                if not process.is_alive() and not parent_conn.poll(0):
+                    break
+                continue
+            try:
+                message = parent_conn.recv()
+            except EOFError:
+                break
+            if message[0] == "stage":
+                stage = message[1]
+            elif message[0] == "ok":
+                return message[1]
+            else:
+                _, error_type, text, detail = message
+                raise ChildFailure(stage, text, error_type=error_type, detail=detail,
+                                   log_tail=_tail(log_path) if log_path else "")
+        process.join(5)
+        raise ChildFailure(
+            stage, f"child process {describe_exit(process.exitcode)} during {stage}",
+            exitcode=process.exitcode, log_tail=_tail(log_path) if log_path else "",
+        )
+    finally:
+        parent_conn.close()
+        process.join(2)  # a finished child is exiting; give it a moment before killing
+        if process.is_alive():
+            process.kill()
+            process.join(5)

@@ -1,0 +1,113 @@
+"""ONNX Runtime (CPU execution provider) behind one adapter, measured like TVM (see `measure`).
+
+The session runs in a fresh spawned child process so its memory figure is the resident-set
+growth of a process that holds nothing else, and a crash in a kernel is a typed error.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from profiles.hardware import local_cores
+from profiles.measure import ChildFailure, MeasureConfig, Measurement, calibrate, run_in_child
+from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
+
+logger = logging.getLogger(__name__)
+
+
+class OrtError(RuntimeError):
+    """ONNX Runtime could not load or run the model; the message names the model and the stage."""
+
+
+def measure_onnxruntime(
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, list[int]],
+    config: MeasureConfig | None = None,
+    threads: int | None = None,
+) -> Measurement:
+    """Latency p50/p95 and memory of `model` under ONNX Runtime on this machine's CPU.
+
+    `threads` is the intra-op thread count (default: the cores this process may use). The model
+    is prepared (`onnx_prep.prepare_onnx`) first unless it already has these static shapes."""
+    config = config or MeasureConfig()
+    threads = threads or local_cores()
+    model = ensure_prepared(model, input_shapes)
+    name = model_name(model)
+    with tempfile.TemporaryDirectory(prefix="ort-measure-") as tmp:
+        path = save_model(model, Path(tmp) / "model.onnx")
+        payload = {
+            "model_path": str(path),
+            "inputs": input_specs(model),
+            "config": config.model_dump(),
+            "threads": threads,
+        }
+        try:
+            result = run_in_child(
+                "profiles.ort_adapter", "_child_measure", payload,
+                timeout_s=config.timeout_s, log_path=Path(tmp) / "child.log", first_stage="start",
+            )
+        except ChildFailure as exc:
+            tail = f"\n{exc.log_tail}" if exc.log_tail and exc.error_type is None else ""
+            raise OrtError(f"{name}: ONNX Runtime failed during {exc.stage}: {exc.message}{tail}") from exc
+    return Measurement.model_validate(result)
+
+
+def run_onnxruntime(model_path: str | Path, feeds: Mapping[str, np.ndarray],
+                    threads: int | None = None) -> list[np.ndarray]:
+    """One inference (a reference output for checking another runtime)."""
+    session = _session(str(model_path), threads or local_cores())
+    return session.run(None, dict(feeds))
+
+
+def _session(model_path: str, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+
+
+def _child_measure(payload: dict, report) -> dict:
+    """In the child: create the session, warm up, sample; return a `Measurement` as a dict."""
+    import psutil
+
+    config = MeasureConfig.model_validate(payload["config"])
+    feeds = random_feeds(payload["inputs"], config.seed)
+    process = psutil.Process()
+    report("session")
+    rss_before = process.memory_info().rss
+    session = _session(payload["model_path"], payload["threads"])
+
+    report("warm-up")
+    started = time.perf_counter()
+    for _ in range(max(1, config.warmup_runs)):
+        session.run(None, feeds)
+    rss_after = process.memory_info().rss
+    samples, runs = config.plan(calibrate(lambda: session.run(None, feeds)))
+
+    report("measure")
+    samples_ms = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            session.run(None, feeds)
+        samples_ms.append((time.perf_counter() - t0) * 1000.0 / runs)
+    rss_after = max(rss_after, process.memory_info().rss)
+    measure_s = time.perf_counter() - started
+
+    return Measurement.from_samples(
+        "onnxruntime", samples_ms,
+        memory_mb=max(rss_after - rss_before, 1) / 2**20, memory_method="rss-growth",
+        runs_per_sample=runs, measure_s=measure_s, threads=payload["threads"],
+    ).model_dump()

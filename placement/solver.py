@@ -70,25 +70,25 @@ def solve(
 
     if objective == "latency":
         # Fastest first, then the cheapest among the fastest.
-        model.Minimize(end)
+        model.minimize(end)
         first = _run(model, time_limit_s, seed, workers)
-        if first.StatusName() not in ("OPTIMAL", "FEASIBLE"):
+        if first.status_name(first.status) not in ("OPTIMAL", "FEASIBLE"):
             return _decode(problem, first, on, objective, None, workers, seed, time_limit_s, n_options)
-        best_end = int(first.Value(end))
-        latency_status = first.StatusName()
-        model.Add(end <= best_end)
-        model.Minimize(cost)
+        best_end = int(first.value(end))
+        latency_status = first.status_name(first.status)
+        model.add(end <= best_end)
+        model.minimize(cost)
         second = _run(model, time_limit_s, seed, workers)
         result = _decode(problem, second, on, objective, None, workers, seed, time_limit_s, n_options)
         result.objective_value = best_end / US_PER_MS
-        result.best_bound = first.BestObjectiveBound() / US_PER_MS
+        result.best_bound = first.best_objective_bound / US_PER_MS
         result.gap = _gap(result.objective_value, result.best_bound)
-        result.wall_time_s += first.WallTime()
+        result.wall_time_s += first.wall_time
         if latency_status != "OPTIMAL" and result.status == "optimal":
             result.status = "feasible"
         return result
 
-    model.Minimize(cost)
+    model.minimize(cost)
     solver = _run(model, time_limit_s, seed, workers)
     return _decode(problem, solver, on, objective, MICRO, workers, seed, time_limit_s, n_options)
 
@@ -98,7 +98,7 @@ def _run(model: cp_model.CpModel, time_limit_s: float, seed: int, workers: int):
     solver.parameters.max_time_in_seconds = float(time_limit_s)
     solver.parameters.random_seed = int(seed)
     solver.parameters.num_workers = int(workers)
-    solver.Solve(model)
+    solver.status = solver.solve(model)
     return solver
 
 
@@ -111,16 +111,16 @@ def _gap(value: float | None, bound: float | None) -> float | None:
 
 
 def _decode(problem, solver, on, objective, scale, workers, seed, time_limit_s, n_options):
-    status = solver.StatusName()
+    status = solver.status_name(solver.status)
     mapped = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(
         status, "unknown")
     if mapped in ("optimal", "feasible"):
         assignment = {
-            piece: next(o.id for o in opts if solver.BooleanValue(on[piece, o.id]))
+            piece: next(o.id for o in opts if solver.boolean_value(on[piece, o.id]))
             for piece, opts in problem.options.items()
         }
-        value = solver.ObjectiveValue() / scale if scale else solver.ObjectiveValue()
-        bound = solver.BestObjectiveBound() / scale if scale else solver.BestObjectiveBound()
+        value = solver.objective_value / scale if scale else solver.objective_value
+        bound = solver.best_objective_bound / scale if scale else solver.best_objective_bound
         reason = ""
     else:
         assignment, value, bound = None, None, None
@@ -129,9 +129,9 @@ def _decode(problem, solver, on, objective, scale, workers, seed, time_limit_s, 
     return SolveResult(
         status=mapped, assignment=assignment, objective=objective, objective_value=value,
         best_bound=bound, gap=_gap(value, bound) if mapped == "feasible" else (0.0 if value is not None else None),
-        wall_time_s=solver.WallTime(), workers=workers, seed=seed, time_limit_s=time_limit_s,
+        wall_time_s=solver.wall_time, workers=workers, seed=seed, time_limit_s=time_limit_s,
         num_options=n_options, reason=reason,
-        stats={"branches": solver.NumBranches(), "conflicts": solver.NumConflicts()},
+        stats={"branches": solver.num_branches, "conflicts": solver.num_conflicts},
     )
 
 
@@ -151,21 +151,21 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
     horizon_us = _us_up(horizon) + 1
 
     # --- variables --------------------------------------------------------------------------
-    on = {(p, o.id): model.NewBoolVar(f"on[{p},{o.id}]") for p in pieces for o in problem.options[p]}
-    at = {(p, loc): model.NewBoolVar(f"at[{p},{loc}]") for p in pieces for loc in locations[p]}
-    start = {p: model.NewIntVar(0, horizon_us, f"start[{p}]") for p in pieces}
-    end = model.NewIntVar(0, horizon_us, "end")
-    used = {d: model.NewBoolVar(f"used[{problem.devices[d].device}]") for d in problem.devices}
+    on = {(p, o.id): model.new_bool_var(f"on[{p},{o.id}]") for p in pieces for o in problem.options[p]}
+    at = {(p, loc): model.new_bool_var(f"at[{p},{loc}]") for p in pieces for loc in locations[p]}
+    start = {p: model.new_int_var(0, horizon_us, f"start[{p}]") for p in pieces}
+    end = model.new_int_var(0, horizon_us, "end")
+    used = {d: model.new_bool_var(f"used[{problem.devices[d].device}]") for d in problem.devices}
 
     lat = {p: sum(_us_up(o.latency_ms) * on[p, o.id] for o in problem.options[p]) for p in pieces}
 
     # --- constraints ------------------------------------------------------------------------
     for p in pieces:
         # Each piece runs in exactly one place, one way.
-        model.AddExactlyOne(on[p, o.id] for o in problem.options[p])
+        model.add_exactly_one(on[p, o.id] for o in problem.options[p])
         # at[p, loc] says where the chosen option runs.
         for loc in locations[p]:
-            model.Add(at[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.location == loc))
+            model.add(at[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.location == loc))
 
     def locs_of(node):
         return [SITE] if node in (SOURCE, SINK) else locations[node]
@@ -178,7 +178,7 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
         finish_a = 0 if a == SOURCE else start[a] + lat[a]
         arrive_b = end if b == SINK else start[b]
         # Data reaches a piece (or the answer reaches the site) after its producer finishes...
-        model.Add(arrive_b >= finish_a)
+        model.add(arrive_b >= finish_a)
         # ...plus the time to cross between their locations.
         for la in locs_of(a):
             for lb in locs_of(b):
@@ -186,24 +186,24 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
                 if t_us <= 0:
                     continue
                 lits = [x for x in (at_lit(a, la), at_lit(b, lb)) if x is not None]
-                model.Add(arrive_b >= finish_a + t_us).OnlyEnforceIf(lits)
+                model.add(arrive_b >= finish_a + t_us).only_enforce_if(lits)
 
     # The answer is back at the site within the SLO (p-th percentile, per-piece sum).
-    model.Add(end <= int(math.floor(slo_ms * US_PER_MS + 1e-6)))
+    model.add(end <= int(math.floor(slo_ms * US_PER_MS + 1e-6)))
 
     for d, dev in problem.devices.items():
         users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
         # A site owns one of this device model if any piece runs on it.
         for p, o in users:
-            model.AddImplication(on[p, o.id], used[d])
-        model.Add(used[d] <= sum(on[p, o.id] for p, o in users))
+            model.add_implication(on[p, o.id], used[d])
+        model.add(used[d] <= sum(on[p, o.id] for p, o in users))
         # Pieces sharing a site's device stay under the utilisation cap...
-        model.Add(
+        model.add(
             sum(int(math.ceil(o.utilisation * MICRO)) * on[p, o.id] for p, o in users)
             <= int(problem.utilisation_cap * MICRO)
         )
         # ...and fit its memory together.
-        model.Add(
+        model.add(
             sum(int(math.ceil(o.memory_mb)) * on[p, o.id] for p, o in users)
             <= int(dev.memory_mb)
         )
@@ -214,10 +214,10 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
     cost_terms += [_usd(dev.monthly_usd_per_site * problem.sites) * used[d]
                    for d, dev in problem.devices.items()]
     cost_terms += _egress_terms(model, problem, on)
-    cost = model.NewIntVar(0, _cost_upper_bound(problem), "cost")
-    model.Add(cost == sum(cost_terms))
+    cost = model.new_int_var(0, _cost_upper_bound(problem), "cost")
+    model.add(cost == sum(cost_terms))
     # The plan stays within the monthly budget.
-    model.Add(cost <= _usd(budget_usd))
+    model.add(cost <= _usd(budget_usd))
 
     return {"model": model, "on": on, "at": at, "start": start, "end": end, "cost": cost,
             "used": used}
@@ -252,10 +252,10 @@ def _egress_terms(model: cp_model.CpModel, problem: Problem, on: dict) -> list:
                        if o.tier == "cloud" and o.provider == provider]
             if not cloud_a:
                 continue
-            crosses = model.NewBoolVar(f"egress[{a}->{b},{provider}]")
+            crosses = model.new_bool_var(f"egress[{a}->{b},{provider}]")
             # An answer leaves `provider`'s cloud when the producer runs there and the consumer
             # runs at the site.
-            model.Add(crosses >= sum(cloud_a) + edge_b - 1)
+            model.add(crosses >= sum(cloud_a) + edge_b - 1)
             volume_terms[provider].append((mb, crosses))
 
     terms = []
@@ -263,22 +263,22 @@ def _egress_terms(model: cp_model.CpModel, problem: Problem, on: dict) -> list:
         if not volume_terms[provider]:
             continue
         max_mb = sum(mb for mb, _ in volume_terms[provider])
-        volume = model.NewIntVar(0, max_mb, f"egress_mb[{provider}]")
-        model.Add(volume == sum(mb * crosses for mb, crosses in volume_terms[provider]))
+        volume = model.new_int_var(0, max_mb, f"egress_mb[{provider}]")
+        model.add(volume == sum(mb * crosses for mb, crosses in volume_terms[provider]))
         tiers = problem.egress_tiers[provider]
         fill = []
         prev_full = None
         for k, (width_gb, price) in enumerate(tiers):
             width_mb = max_mb if math.isinf(width_gb) else min(max_mb, int(round(width_gb * 1000)))
-            amount = model.NewIntVar(0, width_mb, f"egress_mb[{provider},tier{k}]")
+            amount = model.new_int_var(0, width_mb, f"egress_mb[{provider},tier{k}]")
             if prev_full is not None:
                 # A tier only fills once the cheaper-numbered tier before it is full.
-                model.Add(amount == 0).OnlyEnforceIf(prev_full.Not())
-            full = model.NewBoolVar(f"egress_full[{provider},tier{k}]")
-            model.Add(amount == width_mb).OnlyEnforceIf(full)
+                model.add(amount == 0).only_enforce_if(~prev_full)
+            full = model.new_bool_var(f"egress_full[{provider},tier{k}]")
+            model.add(amount == width_mb).only_enforce_if(full)
             fill.append(amount)
             # price is USD per GB -> micro-dollars per MB
             terms.append(int(round(price * 1000)) * amount)
             prev_full = full
-        model.Add(volume == sum(fill))
+        model.add(volume == sum(fill))
     return terms

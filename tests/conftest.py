@@ -1,0 +1,13 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes its caches under a private temp dir, never the user's."""
+    root = tmp_path_factory.getbasetemp() / "placement-cache"
+    monkeypatch.setenv("PLACEMENT_CACHE_DIR", str(root))

@@ -1,0 +1,153 @@
+"""The CP-SAT model against hand-checked cases and against brute force over `evaluate`."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from factories import build, one_model_spec, one_model_tables
+
+from placement.evaluate import evaluate, resolve_assignment, tiered_cost_usd
+from placement.problem import build_problem
+from placement.queueing import erlang_c, wait_ms_at_percentile
+from placement.solver import solve
+from placement.synthetic import synthetic_instance
+
+
+def brute_force(problem, objective="cost"):
+    """Cheapest (or fastest) feasible assignment by enumerating every combination."""
+    best = None
+    pieces = problem.pieces
+    for combo in itertools.product(*(problem.options[p] for p in pieces)):
+        ev = evaluate(problem, dict(zip(pieces, combo)))
+        if not ev.feasible:
+            continue
+        key = ev.monthly_usd if objective == "cost" else ev.latency_ms
+        if best is None or key < best[0]:
+            best = (key, ev)
+    return best
+
+
+def test_hand_checked_costs_of_edge_and_cloud():
+    offers, profiles, io_bytes = one_model_tables()
+    problem = build(one_model_spec(sites=100, uplink=50.0), offers, profiles, io_bytes)
+    edge = evaluate(problem, resolve_assignment(problem, {"det": "edge:pi"}))
+    # 100 sites x (120 $ / 36 months + 6 W x 730 h x 0.15 $/kWh)
+    assert edge.monthly_usd == pytest.approx(100 * (120 / 36 + 0.006 * 730 * 0.15))
+    assert [i.kind for i in edge.cost_items] == ["edge-capex", "edge-power"]
+    cloud = evaluate(problem, resolve_assignment(problem, {"det": "aws:r0:c1"}))
+    # load = 100 sites x 1 rps x 10 ms = 1.0 replica -> 2 replicas under the 0.7 cap
+    assert cloud.assignment["det"].replicas == 2
+    # the fastest runtime was chosen (onnxruntime 12 ms beats tvm 40 ms)
+    assert cloud.assignment["det"].runtime == "onnxruntime"
+    gb = 4_000 * 100 * 730 * 3600 / 1e9
+    egress = (gb - 100) * 0.09
+    assert cloud.monthly_usd == pytest.approx(2 * 0.1 * 730 + egress)
+    up = 150_528 * 8 / 50_000 + 10.0
+    down = 4_000 * 8 / 100_000 + 10.0
+    wait = wait_ms_at_percentile(2, 100.0, 10.0, 95)
+    assert cloud.latency_ms == pytest.approx(up + 12.0 + wait + down)
+    assert cloud.critical_path == ["source", "det", "sink"]
+
+
+def test_erlang_c_matches_textbook_values():
+    # M/M/1: P(wait) = rho; M/M/2 with a = 1: C = 1/3.
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    # p95 wait of M/M/1 at rho = 0.5, service 10 ms: ln(0.5/0.05) / (100 - 50) s
+    assert wait_ms_at_percentile(1, 50.0, 10.0, 95) == pytest.approx(1000 * math.log(10) / 50)
+    assert wait_ms_at_percentile(1, 100.0, 10.0, 95) == math.inf
+
+
+def test_tiered_egress():
+    tiers = ((100.0, 0.0), (10_240.0, 0.09), (math.inf, 0.085))
+    assert tiered_cost_usd(tiers, 50) == 0.0
+    assert tiered_cost_usd(tiers, 1_100) == pytest.approx(1_000 * 0.09)
+    assert tiered_cost_usd(tiers, 10_340 + 10) == pytest.approx(10_240 * 0.09 + 10 * 0.085)
+
+
+def test_slo_infeasible_is_reported_not_raised():
+    offers, profiles, io_bytes = one_model_tables()
+    problem = build(one_model_spec(slo_ms=5.0), offers, profiles, io_bytes)
+    result = solve(problem)
+    assert result.status == "infeasible"
+    assert result.assignment is None
+    assert brute_force(problem) is None
+
+
+def test_budget_binds():
+    offers, profiles, io_bytes = one_model_tables()
+    spec = one_model_spec(sites=100, uplink=50.0, slo_ms=1000.0)
+    cheapest = solve(build(spec, offers, profiles, io_bytes))
+    assert cheapest.status == "optimal"
+    # A budget a cent below the cheapest plan: nothing fits.
+    tight = dict(spec, monthly_budget_usd=cheapest.objective_value - 0.01)
+    assert solve(build(tight, offers, profiles, io_bytes)).status == "infeasible"
+    # With 10 sites the edge is cheaper but slower: the latency objective buys the cloud
+    # until the budget falls below the cloud's price, then it must take the edge.
+    few = dict(spec, load={"sites": 10, "rate_per_site_rps": 1.0}, monthly_budget_usd=1e6)
+    fast = solve(build(few, offers, profiles, io_bytes), objective="latency")
+    assert fast.assignment["det"].startswith("aws:r0:c1")
+    edge_cost = 10 * (120 / 36 + 0.006 * 730 * 0.15)
+    cloud_r1 = 0.1 * 730 + (4_000 * 10 * 730 * 3600 / 1e9 - 100) * 0.09
+    assert edge_cost < cloud_r1
+    capped = dict(few, monthly_budget_usd=(edge_cost + cloud_r1) / 2)
+    result = solve(build(capped, offers, profiles, io_bytes), objective="latency")
+    assert result.assignment["det"].startswith("edge:pi")
+
+
+def test_edge_to_cloud_crossover_as_uplink_grows():
+    offers, profiles, io_bytes = one_model_tables()
+    tiers = []
+    for uplink in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0):
+        problem = build(one_model_spec(sites=100, uplink=uplink, slo_ms=250.0), offers, profiles,
+                        io_bytes)
+        result = solve(problem)
+        assert result.status == "optimal"
+        tiers.append(problem.option(result.assignment["det"]).tier)
+    assert tiers[0] == "edge" and tiers[-1] == "cloud"
+    switch = tiers.index("cloud")
+    assert all(t == "cloud" for t in tiers[switch:]), tiers
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_optimum_equals_brute_force(seed):
+    inst = synthetic_instance(3, 4, 2, seed=seed, max_extra_replicas=1, sites=(5, 50, 300)[seed % 3])
+    problem = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes,
+                            egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    result = solve(problem)
+    expected = brute_force(problem)
+    if expected is None:
+        assert result.status == "infeasible"
+        return
+    assert result.status == "optimal"
+    got = evaluate(problem, result.assignment)
+    assert got.feasible, got.violations
+    # Integer micro-dollars and rounded-up egress MB: equal to the float optimum within cents.
+    assert got.monthly_usd == pytest.approx(expected[0], abs=0.05)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_latency_objective_equals_brute_force(seed):
+    inst = synthetic_instance(3, 3, 2, seed=100 + seed, max_extra_replicas=1, sites=5)
+    problem = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes,
+                            egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    result = solve(problem, objective="latency")
+    expected = brute_force(problem, objective="latency")
+    if expected is None:
+        assert result.status == "infeasible"
+        return
+    got = evaluate(problem, result.assignment)
+    assert got.feasible
+    # latencies are rounded up to whole microseconds per option and transfer
+    assert got.latency_ms == pytest.approx(expected[0], abs=0.01 * (len(problem.pieces) + 3))
+
+
+def test_solver_is_deterministic_for_a_seed():
+    inst = synthetic_instance(8, 10, 2, seed=7)
+    problem = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes,
+                            egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    first, second = solve(problem, seed=3), solve(problem, seed=3)
+    assert first.status == second.status
+    assert first.assignment == second.assignment

@@ -72,6 +72,24 @@ def calibrate(run_once, min_ms: float = 5.0, max_runs: int = 1 << 20) -> float:
         runs *= 4 if elapsed_ms < min_ms / 4 else 2
 
 
+def warm_up_and_plan(run_once, config: MeasureConfig, *, discarded_later: int = 0) -> tuple[int, int]:
+    """Run the warm-up, then return `config.plan(...)` for the time one run takes.
+
+    At least one warm-up run always happens (it also times the model); `discarded_later` runs
+    that the sampler itself discards (TVM's `time_evaluator` discards its first call) count
+    towards `warmup_runs`. A run of 50 ms or more is timed by the last warm-up run alone;
+    shorter ones by `calibrate`."""
+    import time
+
+    last_ms = 0.0
+    for _ in range(max(1, config.warmup_runs - discarded_later)):
+        t0 = time.perf_counter()
+        run_once()
+        last_ms = (time.perf_counter() - t0) * 1000.0
+    run_ms = last_ms if last_ms >= 50.0 else calibrate(run_once)
+    return config.plan(run_ms)
+
+
 class Measurement(BaseModel):
     """One runtime's latency and memory for one prepared model on this machine.
 

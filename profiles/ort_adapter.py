@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from profiles.hardware import local_cores
-from profiles.measure import ChildFailure, MeasureConfig, Measurement, calibrate, run_in_child
+from profiles.measure import ChildFailure, MeasureConfig, Measurement, run_in_child, warm_up_and_plan
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
 
 logger = logging.getLogger(__name__)
@@ -91,10 +91,8 @@ def _child_measure(payload: dict, report) -> dict:
 
     report("warm-up")
     started = time.perf_counter()
-    for _ in range(max(1, config.warmup_runs)):
-        session.run(None, feeds)
+    samples, runs = warm_up_and_plan(lambda: session.run(None, feeds), config)
     rss_after = process.memory_info().rss
-    samples, runs = config.plan(calibrate(lambda: session.run(None, feeds)))
 
     report("measure")
     samples_ms = []

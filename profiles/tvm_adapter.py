@@ -28,8 +28,8 @@ import onnx
 
 from profiles.hardware import HardwareClass
 from profiles.measure import (
-    ChildFailure, MeasureConfig, Measurement, NotMeasurableHereError, calibrate, output_diff,
-    run_in_child,
+    ChildFailure, MeasureConfig, Measurement, NotMeasurableHereError, output_diff, run_in_child,
+    warm_up_and_plan,
 )
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
 
@@ -285,9 +285,7 @@ def _child_measure(payload: dict, report) -> dict:
 
         report("warm-up")
         started = time.perf_counter()
-        for _ in range(max(1, config.warmup_runs)):
-            main(*args)
-        samples, runs = config.plan(calibrate(lambda: main(*args)))
+        samples, runs = warm_up_and_plan(lambda: main(*args), config, discarded_later=1)
 
         report("measure")
         timer = vm.time_evaluator("main", dev, number=runs, repeat=samples, min_repeat_ms=0)

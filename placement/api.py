@@ -1,0 +1,143 @@
+"""The library calls the CLI, the Panel app and deployers share: spec in, tables and plans out.
+
+Each function does one step of the flow in DESIGN.md and takes its inputs explicitly, so a
+caller with its own profiles or offers (CSV from elsewhere) skips the steps it does not need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from placement.evaluate import Evaluation, evaluate, resolve_assignment
+from placement.plan import Plan, make_plan
+from placement.problem import Problem, build_problem
+from placement.solver import SolveResult, solve
+from placement.spec import ApplicationSpec, check_hardware_ids, input_shapes, resolve_onnx
+from pricing import table as ot
+from profiles import table as pt
+
+
+class InputError(ValueError):
+    """A user-supplied file or value the tool cannot use; `str()` is the one line shown."""
+
+
+@dataclass
+class PlanOutcome:
+    plan: Plan
+    problem: Problem
+    result: SolveResult
+    evaluation: Evaluation | None
+
+
+def load_offers(offers_csv: str | Path | None = None) -> pd.DataFrame:
+    """The embedded price snapshot, or a user's OfferTable CSV (DESIGN.md columns)."""
+    if offers_csv is None:
+        from pricing.snapshot import load_snapshot
+
+        return load_snapshot()
+    return ot.validate_offer_table(_read_csv(offers_csv), origin=str(offers_csv))
+
+
+def load_profiles(profiles_csv: str | Path) -> pd.DataFrame:
+    return pt.validate_profile_table(_read_csv(profiles_csv), origin=str(profiles_csv))
+
+
+def _read_csv(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def candidate_hardware(spec: ApplicationSpec, offers: pd.DataFrame) -> list[str]:
+    """Hardware classes behind the offers the spec allows: what must be profiled."""
+    from placement.problem import candidate_offers
+
+    return sorted(set(candidate_offers(spec, offers)[ot.HARDWARE]))
+
+
+def piece_sources(spec: ApplicationSpec, base_dir: Path | None):
+    from profiles.profiler import PieceSource
+
+    return [
+        PieceSource(piece=m.name, onnx_path=resolve_onnx(m, base_dir), input_shapes=input_shapes(m))
+        for m in spec.models
+    ]
+
+
+def profile_spec(spec: ApplicationSpec, base_dir: Path | None, offers: pd.DataFrame,
+                 *, on_progress=None, config=None):
+    """Measure every model here (cached) and estimate it on every other candidate hardware."""
+    from profiles.profiler import profile_pieces
+
+    check_hardware_ids(spec, offers)
+    return profile_pieces(piece_sources(spec, base_dir), candidate_hardware(spec, offers),
+                          config=config, on_progress=on_progress)
+
+
+def io_bytes_for(spec: ApplicationSpec, base_dir: Path | None) -> dict:
+    """Bytes in and out of one call of each model, from its ONNX graph at the spec's shapes."""
+    from profiles.profiler import piece_io_bytes
+
+    out = {}
+    for source in piece_sources(spec, base_dir):
+        io = piece_io_bytes(source)
+        out[source.piece] = (io.input_bytes, io.output_bytes)
+    return out
+
+
+def _tvm_version(profiles: pd.DataFrame) -> str | None:
+    versions = sorted({str(v) for v in profiles[pt.TVM_VERSION].dropna() if str(v)})
+    return ", ".join(versions) if versions else None
+
+
+def build(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
+          offers: pd.DataFrame, io_bytes: dict | None = None) -> Problem:
+    check_hardware_ids(spec, offers)
+    if io_bytes is None:
+        io_bytes = io_bytes_for(spec, base_dir)
+    return build_problem(spec, profiles, offers, io_bytes)
+
+
+def plan_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
+              offers: pd.DataFrame, *, objective: str = "cost", io_bytes: dict | None = None,
+              time_limit_s: float | None = None) -> PlanOutcome:
+    """Solve, then re-evaluate the chosen assignment with the independent checker."""
+    problem = build(spec, base_dir, profiles, offers, io_bytes)
+    result = solve(problem, objective=objective,
+                   time_limit_s=time_limit_s or spec.solver.time_limit_s,
+                   seed=spec.solver.seed, workers=spec.solver.workers)
+    evaluation = evaluate(problem, result.assignment) if result.assignment else None
+    if evaluation is not None and not evaluation.feasible:  # pragma: no cover - checker disagrees
+        raise AssertionError(f"solver plan fails the checker: {evaluation.violations}")
+    plan = make_plan(problem, result, evaluation, tvm_version=_tvm_version(profiles))
+    return PlanOutcome(plan, problem, result, evaluation)
+
+
+def evaluate_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
+                  offers: pd.DataFrame, assign: dict[str, str],
+                  io_bytes: dict | None = None) -> PlanOutcome:
+    """What-if: the numbers of a placement the user names, with every constraint it breaks."""
+    problem = build(spec, base_dir, profiles, offers, io_bytes)
+    chosen = resolve_assignment(problem, assign)
+    evaluation = evaluate(problem, chosen)
+    result = SolveResult(
+        status="evaluated", assignment={p: o.id for p, o in chosen.items()}, objective="what-if",
+        objective_value=evaluation.monthly_usd, best_bound=None, gap=None, wall_time_s=0.0,
+        workers=0, seed=0, time_limit_s=0.0,
+        num_options=sum(len(v) for v in problem.options.values()),
+    )
+    plan = make_plan(problem, result, evaluation, tvm_version=_tvm_version(profiles))
+    return PlanOutcome(plan, problem, result, evaluation)
+
+
+def demo_spec_path() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("placement") / "data" / "demo.yaml"))

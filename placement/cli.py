@@ -1,0 +1,319 @@
+"""The `placement` command: a thin shell over `placement.api`.
+
+Bad input is one line on stderr naming the field or file, and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Decide where each model of an application runs: edge or cloud, which offer, how many.")
+out = Console()
+err = Console(stderr=True)
+
+EXIT_INPUT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from placement.api import InputError
+    from placement.evaluate import AssignmentError
+    from placement.problem import ProblemError
+    from placement.spec import SpecError
+    from pricing.table import OfferTableError
+    from profiles.table import ProfileTableError
+
+    errors: list[type[BaseException]] = [SpecError, InputError, AssignmentError, ProblemError,
+                                         OfferTableError, ProfileTableError]
+    try:
+        from profiles.onnx_prep import OnnxPrepError
+
+        errors.append(OnnxPrepError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, _user_errors()):
+            err.print(f"error: {exc}", markup=False, highlight=False)
+            sys.exit(EXIT_INPUT)
+        if os.environ.get("PLACEMENT_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set PLACEMENT_DEBUG=1 for the traceback)",
+                  markup=False, highlight=False)
+        sys.exit(1)
+
+
+@contextmanager
+def _progress(enabled: bool):
+    """A rich progress bar fed by the profiler's events; silent when a machine reads stdout."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        task = bar.add_task("profiling", total=None)
+
+        def on_progress(event):
+            bar.update(task, total=event.total, completed=event.done,
+                       description=f"profiling {event.piece} ({event.runtime}: {event.step})")
+
+        yield on_progress
+
+
+def _load(spec_path: Path):
+    from placement.spec import load_spec
+
+    return load_spec(spec_path)
+
+
+def _profiles_for(spec, base_dir, offers, profiles_csv: Optional[Path], show_progress: bool):
+    from placement import api
+
+    if profiles_csv is not None:
+        return api.load_profiles(profiles_csv), []
+    with _progress(show_progress) as on_progress:
+        report = api.profile_spec(spec, base_dir, offers, on_progress=on_progress)
+    for problem in report.problems:
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+    return report.table, report.problems
+
+
+def _print_plan(plan) -> None:
+    from placement.report import plan_rows
+
+    title = f"{plan.application}: {plan.status}"
+    if plan.costs:
+        title += f", ${plan.costs.monthly_usd:,.2f}/month ({plan.costs.pricing_model})"
+    if plan.latency:
+        title += f", p{plan.latency.percentile} {plan.latency.p95_ms:.1f} ms (SLO {plan.latency.slo_ms:g} ms)"
+    table = Table(title=title)
+    for col, justify in (("piece", "left"), ("where", "left"), ("replicas", "right"), ("runtime", "left"),
+                         ("p95 ms", "right"), ("latency from", "left"), ("$/month", "right")):
+        table.add_column(col, justify=justify)
+    for r in plan_rows(plan):
+        style = "yellow" if r["latency_source"].startswith("estimated") else None
+        table.add_row(r["piece"], r["where"], r["replicas"], r["runtime"], f"{r['p95_ms']:.2f}",
+                      r["latency_source"], "devices below" if r["monthly_usd"] is None else f"${r['monthly_usd']:,.2f}",
+                      style=style)
+    out.print(table)
+    if plan.costs:
+        for line in plan.costs.items:
+            if line.kind != "compute":
+                out.print(f"  {line.kind:<11} {line.item:<28} ${line.monthly_usd:>12,.2f}/month   ({line.source})",
+                          markup=False, highlight=False)
+    for v in plan.violations:
+        out.print(f"[red]not feasible:[/red] {v}")
+    if plan.solver.reason and not plan.placements:
+        out.print(f"[red]{plan.solver.reason}[/red]")
+    out.print(f"prices as of {plan.provenance.price_date}; estimated rows in yellow "
+              f"(provisional estimates, see the error band)")
+
+
+def _write_outputs(outcome, plan_path: Optional[Path], summary_path: Optional[Path]) -> None:
+    from placement.report import markdown_summary
+    from profiles.paths import atomic_write_text
+
+    if plan_path:
+        outcome.plan.write(plan_path)
+    if summary_path:
+        atomic_write_text(summary_path, markdown_summary(outcome.plan))
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("placement-out"), "--out", help="where plan.json and summary.md go"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+) -> None:
+    """Plan the bundled example application on the embedded price snapshot."""
+    from placement import api
+
+    started = time.perf_counter()
+    spec, base_dir = _load(api.demo_spec_path())
+    offers = api.load_offers()
+    profiles, _ = _profiles_for(spec, base_dir, offers, None, not as_json)
+    outcome = api.plan_spec(spec, base_dir, profiles, offers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_outputs(outcome, out_dir / "plan.json", out_dir / "summary.md")
+    if as_json:
+        print(outcome.plan.model_dump_json(indent=2))
+        return
+    _print_plan(outcome.plan)
+    out.print(f"wrote {out_dir / 'plan.json'} and {out_dir / 'summary.md'} "
+              f"in {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+def profile(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the ProfileTable as CSV"),
+    offers_csv: Optional[Path] = typer.Option(None, "--offers", help="OfferTable CSV instead of the snapshot"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Measure every model here (TVM and ONNX Runtime, cached) and estimate it on candidate hardware."""
+    from placement import api
+
+    spec, base_dir = _load(spec_path)
+    offers = api.load_offers(offers_csv)
+    table, _ = _profiles_for(spec, base_dir, offers, None, not as_json)
+    if output:
+        from profiles.paths import atomic_write_text
+
+        atomic_write_text(output, table.to_csv(index=False))
+    if as_json:
+        print(table.to_json(orient="records", indent=2))
+        return
+    from profiles import table as pt
+
+    t = Table(title=f"profiles of {spec.name}")
+    for col in ("piece", "hardware", "runtime", "p50 ms", "p95 ms", "memory MB", "source"):
+        t.add_column(col)
+    for _, r in table.sort_values([pt.PIECE, pt.SOURCE, pt.HARDWARE, pt.RUNTIME]).iterrows():
+        src = r[pt.SOURCE] + (f" ±{r[pt.ERROR_BAND]:.0%}" if r[pt.SOURCE] == "estimated" else "")
+        t.add_row(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], f"{r[pt.LATENCY_MS_P50]:.2f}",
+                  f"{r[pt.LATENCY_MS_P95]:.2f}", f"{r[pt.MEMORY_MB]:.0f}", src)
+    out.print(t)
+
+
+@app.command()
+def plan(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    profiles_csv: Optional[Path] = typer.Option(None, "--profiles", help="ProfileTable CSV: plan without TVM"),
+    offers_csv: Optional[Path] = typer.Option(None, "--offers", help="OfferTable CSV instead of the snapshot"),
+    output: Path = typer.Option(Path("plan.json"), "-o", "--output"),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="also write a Markdown summary"),
+    objective: str = typer.Option("cost", "--objective", help="cost (default) or latency"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Cheapest placement meeting the SLO and the budget; writes plan.json."""
+    from placement import api
+
+    if objective not in ("cost", "latency"):
+        raise api.InputError(f"--objective: must be cost or latency, got {objective!r}")
+    spec, base_dir = _load(spec_path)
+    offers = api.load_offers(offers_csv)
+    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
+    outcome = api.plan_spec(spec, base_dir, profiles, offers, objective=objective)
+    _write_outputs(outcome, output, summary)
+    if as_json:
+        print(outcome.plan.model_dump_json(indent=2))
+    else:
+        _print_plan(outcome.plan)
+        out.print(f"wrote {output}")
+    if not outcome.plan.feasible:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    assign: list[str] = typer.Option(..., "--assign", help="piece=offer[/runtime][/rN], once per piece"),
+    profiles_csv: Optional[Path] = typer.Option(None, "--profiles"),
+    offers_csv: Optional[Path] = typer.Option(None, "--offers"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What-if: cost, latency and broken constraints of a placement you choose."""
+    from placement import api
+
+    wanted = {}
+    for item in assign:
+        if "=" not in item:
+            raise api.InputError(f"--assign {item!r}: expected piece=offer")
+        piece, offer = item.split("=", 1)
+        wanted[piece.strip()] = offer.strip()
+    spec, base_dir = _load(spec_path)
+    offers = api.load_offers(offers_csv)
+    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
+    outcome = api.evaluate_spec(spec, base_dir, profiles, offers, wanted)
+    if as_json:
+        print(outcome.plan.model_dump_json(indent=2))
+    else:
+        _print_plan(outcome.plan)
+    if not outcome.plan.feasible:
+        raise typer.Exit(1)
+
+
+@app.command()
+def prices(
+    provider: Optional[str] = typer.Option(None, "--provider", help="aws, azure or edge"),
+    region: Optional[str] = typer.Option(None, "--region"),
+    gpu: bool = typer.Option(False, "--gpu", help="only offers with a GPU"),
+    max_hourly: Optional[float] = typer.Option(None, "--max-hourly", help="on-demand USD/hour at most"),
+    offers_csv: Optional[Path] = typer.Option(None, "--offers"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the offers the planner can buy, with their prices and the price date."""
+    from placement import api
+    from pricing import table as ot
+    from pricing.query import select_offers
+
+    offers = api.load_offers(offers_csv)
+    sel = select_offers(offers, providers=[provider] if provider else None,
+                        regions=[region] if region else None, gpu=True if gpu else None,
+                        max_hourly=max_hourly)
+    if sel.empty:
+        raise api.InputError("prices: no offers match these filters")
+    if as_json:
+        print(sel.to_json(orient="records", indent=2))
+        return
+    dates = ", ".join(sorted(set(map(str, sel[ot.PRICE_DATE]))))
+    t = Table(title=f"{len(sel)} offers (prices as of {dates})")
+    for col in ("offer", "hardware", "vCPU", "GiB", "accelerator", "on-demand $/h", "spot $/h",
+                "1y RI $/h", "3y RI $/h", "unit $", "W"):
+        t.add_column(col)
+
+    def fmt(v, digits=4):
+        return "—" if v is None or v != v else f"{v:.{digits}f}"
+
+    for _, r in sel.iterrows():
+        acc = "" if r[ot.ACCELERATOR] is None or r[ot.ACCELERATOR] != r[ot.ACCELERATOR] else (
+            f"{int(r[ot.ACCELERATOR_COUNT])}x {r[ot.ACCELERATOR]}")
+        t.add_row(r[ot.OFFER], r[ot.HARDWARE], fmt(r[ot.VCPUS], 0), fmt(r[ot.MEMORY_GIB], 1), acc,
+                  fmt(r[ot.HOURLY_USD]), fmt(r[ot.SPOT_HOURLY_USD]), fmt(r[ot.RESERVED_1Y_HOURLY_USD]),
+                  fmt(r[ot.RESERVED_3Y_HOURLY_USD]), fmt(r[ot.UNIT_USD], 0), fmt(r[ot.POWER_W], 1))
+    out.print(t)
+
+
+@app.command()
+def schema(
+    out_dir: Path = typer.Option(Path("docs"), "--out", help="where the JSON Schemas are written"),
+) -> None:
+    """Write docs/spec.schema.json and docs/plan.schema.json from the pydantic models."""
+    from placement.plan import plan_json_schema
+    from placement.spec import spec_json_schema
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "spec.schema.json").write_text(json.dumps(spec_json_schema(), indent=2) + "\n")
+    (out_dir / "plan.schema.json").write_text(json.dumps(plan_json_schema(), indent=2) + "\n")
+    out.print(f"wrote {out_dir / 'spec.schema.json'} and {out_dir / 'plan.schema.json'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

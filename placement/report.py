@@ -1,0 +1,134 @@
+"""Reports rendered from a `Plan` alone, so a plan.json from last month renders the same today."""
+
+from __future__ import annotations
+
+from placement.plan import Plan
+
+
+def source_label(source: str, error_band: float | None) -> str:
+    if source == "estimated":
+        return f"estimated ±{error_band:.0%}" if error_band else "estimated"
+    return source
+
+
+def where(p) -> str:
+    if p.tier == "edge":
+        return f"edge {p.instance_type}"
+    return f"{p.provider} {p.region} {p.instance_type}"
+
+
+def plan_rows(plan: Plan) -> list[dict]:
+    """One row per piece, in the words of the plan table (CLI, app and Markdown share it)."""
+    rows = []
+    edge_pieces: dict[str, int] = {}
+    for p in plan.placements:
+        if p.tier == "edge":
+            edge_pieces[p.offer] = edge_pieces.get(p.offer, 0) + 1
+    for p in plan.placements:
+        rows.append({
+            "piece": p.piece,
+            "where": where(p),
+            "replicas": f"{p.replicas}" if p.tier == "cloud" else f"1/site x {p.devices}",
+            "runtime": p.runtime,
+            "p95_ms": p.latency_ms_p95,
+            "latency_source": source_label(p.latency_source, p.error_band),
+            "monthly_usd": p.monthly_usd if p.tier == "cloud" else None,
+        })
+    return rows
+
+
+def paths(plan: Plan) -> list[tuple[list[str], float]]:
+    """Every source -> sink path with its predicted latency (piece p95s + transfers)."""
+    succ: dict[str, list] = {}
+    for r in plan.routes:
+        succ.setdefault(r.source, []).append(r)
+    lat = {p.piece: p.latency_ms_p95 for p in plan.placements}
+    out: list[tuple[list[str], float]] = []
+
+    def walk(node, path, total):
+        if node == "sink":
+            out.append((path, total))
+            return
+        if len(out) >= 50:
+            return
+        for r in succ.get(node, []):
+            walk(r.target, path + [r.target], total + r.transfer_ms + lat.get(r.target, 0.0))
+
+    walk("source", ["source"], 0.0)
+    return sorted(out, key=lambda x: -x[1])
+
+
+def _usd(x: float | None) -> str:
+    return "—" if x is None else f"${x:,.2f}"
+
+
+def markdown_summary(plan: Plan) -> str:
+    lines = [f"# Placement plan: {plan.application}", ""]
+    s = plan.solver
+    status = s.status + (f" (gap {s.gap:.2%})" if s.status == "feasible" and s.gap else "")
+    lines += [f"- **Status**: {status}; objective {s.objective}; solved in {s.wall_time_s:.2f} s "
+              f"(time limit {s.time_limit_s:g} s, seed {s.seed}, {s.workers} workers, {s.options} options)"]
+    if plan.latency:
+        ok = "meets" if plan.latency.p95_ms <= plan.latency.slo_ms else "MISSES"
+        lines.append(f"- **Latency**: p{plan.latency.percentile} {plan.latency.p95_ms:.1f} ms, "
+                     f"{ok} the SLO of {plan.latency.slo_ms:g} ms")
+    if plan.costs:
+        c = plan.costs
+        lines.append(f"- **Cost**: {_usd(c.monthly_usd)}/month ({c.pricing_model}), "
+                     f"{_usd(c.annual_usd)}/year, {_usd(c.usd_per_million_requests)} per million requests; "
+                     f"budget {_usd(plan.budget_usd)}")
+    lines.append(f"- **Prices** as of {plan.provenance.price_date}; TVM {plan.provenance.tvm_version or 'n/a'}; "
+                 f"spec sha256 {plan.provenance.spec_sha256[:12]}")
+    if plan.violations:
+        lines += ["", "**Not feasible:**", ""] + [f"- {v}" for v in plan.violations]
+    if not plan.placements:
+        return "\n".join(lines) + "\n"
+
+    lines += ["", "## Placement", "",
+              "| piece | where | replicas | runtime | p95 ms | latency from | $/month |",
+              "|---|---|---|---|---:|---|---:|"]
+    for r in plan_rows(plan):
+        lines.append(f"| {r['piece']} | {r['where']} | {r['replicas']} | {r['runtime']} | "
+                     f"{r['p95_ms']:.2f} | {r['latency_source']} | "
+                     f"{_usd(r['monthly_usd']) if r['monthly_usd'] is not None else 'see devices'} |")
+
+    lines += ["", "## Bill of materials", "", "| item | quantity | unit price | source |", "|---|---:|---:|---|"]
+    for p in plan.placements:
+        if p.tier == "cloud":
+            lines.append(f"| {p.provider} {p.instance_type} in {p.region} ({p.piece}) | {p.replicas} | "
+                         f"{_usd(p.monthly_usd / p.replicas / 730)}/h | {p.price_source} ({p.price_date}) |")
+    seen = set()
+    for line in plan.costs.items:
+        if line.kind == "edge-capex" and line.item not in seen:
+            seen.add(line.item)
+            unit = next(p for p in plan.placements if p.instance_type == line.item)
+            lines.append(f"| {line.item} (one per site) | {line.quantity:g} | "
+                         f"{_usd(line.unit_usd * 1)}/month amortised | {unit.price_source} ({unit.price_date}) |")
+
+    lines += ["", "## Monthly cost by item", "", "| kind | item | quantity | $/month | source |",
+              "|---|---|---:|---:|---|"]
+    for line in plan.costs.items:
+        lines.append(f"| {line.kind} | {line.item} | {line.quantity:,.4g} {line.unit} | "
+                     f"{_usd(line.monthly_usd)} | {line.source} |")
+    lines.append(f"| **total** | | | **{_usd(plan.costs.monthly_usd)}** | |")
+    alt = ", ".join(f"{k}: {_usd(v)}" for k, v in plan.costs.by_pricing_model.items())
+    lines += ["", f"The same placement at other pricing models: {alt} (— where an offer has no such price)."]
+
+    lines += ["", "## Predicted latency per path", "", "| path | p95 ms |", "|---|---:|"]
+    for path, total in paths(plan):
+        lines.append(f"| {' → '.join(path)} | {total:.2f} |")
+    lines += ["", "| route | bytes/request | from | to | transfer ms |", "|---|---:|---|---|---:|"]
+    for r in plan.routes:
+        lines.append(f"| {r.source} → {r.target} | {r.bytes_per_request:,.0f} | {r.location_from} | "
+                     f"{r.location_to} | {r.transfer_ms:.2f} |")
+
+    lines += ["", "## Where the numbers come from", ""]
+    for p in plan.placements:
+        alts = ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(p.runtime_alternatives_ms_p95.items()))
+        lines.append(f"- {p.piece} on {p.hardware}: {source_label(p.latency_source, p.error_band)} "
+                     f"(runtimes profiled: {alts}); price: {p.price_source}, {p.price_date}")
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(plan.provenance.profile_sources.items()))
+    lines.append(f"- placed latencies by source: {counts}")
+    if plan.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in plan.notes]
+    return "\n".join(lines) + "\n"

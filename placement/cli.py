@@ -60,12 +60,12 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, _user_errors()):
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            print(f"error: {exc}", file=sys.stderr)
             sys.exit(EXIT_INPUT)
         if os.environ.get("PLACEMENT_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set PLACEMENT_DEBUG=1 for the traceback)",
-                  markup=False, highlight=False)
+        print(f"internal error: {type(exc).__name__}: {exc} (set PLACEMENT_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         sys.exit(1)
 
 
@@ -102,7 +102,7 @@ def _profiles_for(spec, base_dir, offers, profiles_csv: Optional[Path], show_pro
     with _progress(show_progress) as on_progress:
         report = api.profile_spec(spec, base_dir, offers, on_progress=on_progress)
     for problem in report.problems:
-        err.print(f"warning: {problem}", markup=False, highlight=False)
+        print(f"warning: {problem}", file=sys.stderr)
     return report.table, report.problems
 
 

@@ -46,6 +46,74 @@ def _us_up(ms: float) -> int:
     return int(math.ceil(ms * US_PER_MS - 1e-6))
 
 
+class PlacementModel:
+    """The CP-SAT model of one problem, built once and re-solved under other bounds.
+
+    The SLO and the budget are the upper bounds of the `end` and `cost` variables, so a frontier
+    sweep or an explanation changes two domains and re-solves with the last plan as a hint,
+    instead of rebuilding. With `groups=True` the SLO, budget, edge memory and edge throughput
+    constraints hang off assumption literals, so an infeasible model names its binding group.
+    """
+
+    GROUPS = ("slo", "budget", "memory", "throughput")
+
+    def __init__(self, problem: Problem, *, groups: bool = False):
+        self.problem = problem
+        self.groups = groups
+        built = _build(problem, groups=groups)
+        self.model: cp_model.CpModel = built["model"]
+        self.on: dict = built["on"]
+        self.end = built["end"]
+        self.cost = built["cost"]
+        self.group_literals: dict = built["groups"]
+        self.slo_ms = problem.slo_ms
+        self.budget_usd = problem.budget_usd
+        self._end_ub = built["end_ub"]
+        self._cost_ub = built["cost_ub"]
+        self.set_bounds(slo_ms=problem.slo_ms, budget_usd=problem.budget_usd)
+
+    def set_bounds(self, *, slo_ms: float | None, budget_usd: float | None) -> None:
+        """None lifts the bound. In group mode the bounds stay as built (assumptions decide)."""
+        self.slo_ms, self.budget_usd = slo_ms, budget_usd
+        if self.groups:
+            return
+        end_ub = self._end_ub if slo_ms is None else min(self._end_ub, _us_floor(slo_ms))
+        cost_ub = self._cost_ub if budget_usd is None else min(self._cost_ub, _usd(budget_usd))
+        _set_domain(self.model, self.end, 0, max(end_ub, -1))
+        _set_domain(self.model, self.cost, 0, max(cost_ub, -1))
+
+    def hint(self, assignment: dict | None) -> None:
+        self.model.clear_hints()
+        if not assignment:
+            return
+        for (piece, option_id), var in self.on.items():
+            self.model.add_hint(var, assignment.get(piece) == option_id)
+
+    def run(self, minimise: str, *, time_limit_s: float, seed: int, workers: int,
+            assumptions: list | None = None):
+        self.model.minimize(self.end if minimise == "latency" else self.cost)
+        self.model.clear_assumptions()
+        if assumptions:
+            self.model.add_assumptions(assumptions)
+        return _run(self.model, time_limit_s, seed, workers)
+
+    def assignment(self, solver) -> dict:
+        return {
+            piece: next(o.id for o in opts if solver.boolean_value(self.on[piece, o.id]))
+            for piece, opts in self.problem.options.items()
+        }
+
+
+def _set_domain(model: cp_model.CpModel, var, lo: int, hi: int) -> None:
+    domain = model.proto.variables[var.index].domain
+    domain.clear()
+    domain.extend([lo, hi] if hi >= lo else [1, 0])
+
+
+def _us_floor(ms: float) -> int:
+    return int(math.floor(ms * US_PER_MS + 1e-6))
+
+
 def solve(
     problem: Problem,
     *,
@@ -55,31 +123,35 @@ def solve(
     workers: int = 2,
     slo_ms: float | None = None,
     budget_usd: float | None = None,
+    model: PlacementModel | None = None,
+    hint: dict | None = None,
 ) -> SolveResult:
     """Cheapest (or fastest) placement meeting the SLO and the budget; never raises for an
-    infeasible problem, it says so in the result."""
+    infeasible problem, it says so in the result. Pass `model` to re-solve a built model."""
     n_options = sum(len(v) for v in problem.options.values())
     if problem.unplaceable:
         piece, why = next(iter(problem.unplaceable.items()))
         return SolveResult("infeasible", None, objective, None, None, None, 0.0, workers, seed,
                            time_limit_s, n_options, reason=f"{piece}: {why}")
-    slo_ms = problem.slo_ms if slo_ms is None else slo_ms
-    budget_usd = problem.budget_usd if budget_usd is None else budget_usd
-    built = _build(problem, slo_ms=slo_ms, budget_usd=budget_usd)
-    model, on, end, cost = built["model"], built["on"], built["end"], built["cost"]
+    pm = model or PlacementModel(problem)
+    pm.set_bounds(slo_ms=problem.slo_ms if slo_ms is None else slo_ms,
+                  budget_usd=problem.budget_usd if budget_usd is None else budget_usd)
+    pm.hint(hint)
+    kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
 
     if objective == "latency":
         # Fastest first, then the cheapest among the fastest.
-        model.minimize(end)
-        first = _run(model, time_limit_s, seed, workers)
+        first = pm.run("latency", **kw)
         if first.status_name(first.status) not in ("OPTIMAL", "FEASIBLE"):
-            return _decode(problem, first, on, objective, None, workers, seed, time_limit_s, n_options)
-        best_end = int(first.value(end))
+            return _decode(pm, first, objective, None, workers, seed, time_limit_s, n_options)
+        best_end = int(first.value(pm.end))
         latency_status = first.status_name(first.status)
-        model.add(end <= best_end)
-        model.minimize(cost)
-        second = _run(model, time_limit_s, seed, workers)
-        result = _decode(problem, second, on, objective, None, workers, seed, time_limit_s, n_options)
+        saved = pm.slo_ms
+        _set_domain(pm.model, pm.end, 0, best_end)
+        pm.hint(pm.assignment(first))
+        second = pm.run("cost", **kw)
+        pm.set_bounds(slo_ms=saved, budget_usd=pm.budget_usd)
+        result = _decode(pm, second, objective, None, workers, seed, time_limit_s, n_options)
         result.objective_value = best_end / US_PER_MS
         result.best_bound = first.best_objective_bound / US_PER_MS
         result.gap = _gap(result.objective_value, result.best_bound)
@@ -88,9 +160,8 @@ def solve(
             result.status = "feasible"
         return result
 
-    model.minimize(cost)
-    solver = _run(model, time_limit_s, seed, workers)
-    return _decode(problem, solver, on, objective, MICRO, workers, seed, time_limit_s, n_options)
+    solver = pm.run("cost", **kw)
+    return _decode(pm, solver, objective, MICRO, workers, seed, time_limit_s, n_options)
 
 
 def _run(model: cp_model.CpModel, time_limit_s: float, seed: int, workers: int):
@@ -110,15 +181,12 @@ def _gap(value: float | None, bound: float | None) -> float | None:
     return abs(value - bound) / abs(value)
 
 
-def _decode(problem, solver, on, objective, scale, workers, seed, time_limit_s, n_options):
+def _decode(pm, solver, objective, scale, workers, seed, time_limit_s, n_options):
     status = solver.status_name(solver.status)
     mapped = {"OPTIMAL": "optimal", "FEASIBLE": "feasible", "INFEASIBLE": "infeasible"}.get(
         status, "unknown")
     if mapped in ("optimal", "feasible"):
-        assignment = {
-            piece: next(o.id for o in opts if solver.boolean_value(on[piece, o.id]))
-            for piece, opts in problem.options.items()
-        }
+        assignment = pm.assignment(solver)
         value = solver.objective_value / scale if scale else solver.objective_value
         bound = solver.best_objective_bound / scale if scale else solver.best_objective_bound
         reason = ""
@@ -135,8 +203,13 @@ def _decode(problem, solver, on, objective, scale, workers, seed, time_limit_s, 
     )
 
 
-def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
+def _build(problem: Problem, *, groups: bool) -> dict:
     model = cp_model.CpModel()
+    group = {g: model.new_bool_var(f"enforce[{g}]") for g in PlacementModel.GROUPS} if groups else {}
+
+    def enforced(constraint, name):
+        if groups:
+            constraint.only_enforce_if(group[name])
     pieces = problem.pieces
 
     # --- data -------------------------------------------------------------------------------
@@ -188,8 +261,10 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
                 lits = [x for x in (at_lit(a, la), at_lit(b, lb)) if x is not None]
                 model.add(arrive_b >= finish_a + t_us).only_enforce_if(lits)
 
-    # The answer is back at the site within the SLO (p-th percentile, per-piece sum).
-    model.add(end <= int(math.floor(slo_ms * US_PER_MS + 1e-6)))
+    # The answer is back at the site within the SLO (p-th percentile, per-piece sum); outside
+    # group mode this is the upper bound of `end`, set by PlacementModel.set_bounds.
+    if groups:
+        enforced(model.add(end <= _us_floor(problem.slo_ms)), "slo")
 
     for d, dev in problem.devices.items():
         users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
@@ -198,15 +273,15 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
             model.add_implication(on[p, o.id], used[d])
         model.add(used[d] <= sum(on[p, o.id] for p, o in users))
         # Pieces sharing a site's device stay under the utilisation cap...
-        model.add(
+        enforced(model.add(
             sum(int(math.ceil(o.utilisation * MICRO)) * on[p, o.id] for p, o in users)
             <= int(problem.utilisation_cap * MICRO)
-        )
+        ), "throughput")
         # ...and fit its memory together.
-        model.add(
+        enforced(model.add(
             sum(int(math.ceil(o.memory_mb)) * on[p, o.id] for p, o in users)
             <= int(dev.memory_mb)
-        )
+        ), "memory")
 
     # Money: cloud pools + edge devices at every site + tiered egress per provider.
     cost_terms = [_usd(o.monthly_usd) * on[p, o.id] for p in pieces for o in problem.options[p]
@@ -214,13 +289,15 @@ def _build(problem: Problem, *, slo_ms: float, budget_usd: float) -> dict:
     cost_terms += [_usd(dev.monthly_usd_per_site * problem.sites) * used[d]
                    for d, dev in problem.devices.items()]
     cost_terms += _egress_terms(model, problem, on)
-    cost = model.new_int_var(0, _cost_upper_bound(problem), "cost")
+    cost_ub = _cost_upper_bound(problem)
+    cost = model.new_int_var(0, cost_ub, "cost")
     model.add(cost == sum(cost_terms))
-    # The plan stays within the monthly budget.
-    model.add(cost <= _usd(budget_usd))
+    # The plan stays within the monthly budget (outside group mode: the bound of `cost`).
+    if groups:
+        enforced(model.add(cost <= _usd(problem.budget_usd)), "budget")
 
     return {"model": model, "on": on, "at": at, "start": start, "end": end, "cost": cost,
-            "used": used}
+            "used": used, "groups": group, "end_ub": horizon_us, "cost_ub": cost_ub}
 
 
 def _cost_upper_bound(problem: Problem) -> int:

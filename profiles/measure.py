@@ -286,3 +286,21 @@ def run_in_child(module: str, function: str, payload: dict, *, timeout_s: float,
         if process.is_alive():
             process.kill()
             process.join(5)
+
+
+def _selftest_child(payload: dict, report) -> dict:
+    """A child body for testing `run_in_child` itself: payload["do"] is ok|raise|crash|hang."""
+    import os
+    import signal
+    import time
+
+    report("selftest")
+    action = payload.get("do", "ok")
+    if action == "raise":
+        raise ValueError("selftest asked to raise")
+    if action == "crash":
+        print("about to crash", flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if action == "hang":
+        time.sleep(3600)
+    return {"echo": payload}

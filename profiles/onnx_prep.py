@@ -179,6 +179,10 @@ def _clear_inferred_shapes(model: onnx.ModelProto) -> None:
 
 # --- the pipeline -----------------------------------------------------------------------------
 
+# Domains whose ops some runtime implements though ONNX has no schema for them here.
+_RUNTIME_DOMAINS = {"ai.onnx.ml", "com.microsoft"}
+
+
 def _check_known_ops(model: onnx.ModelProto, name: str) -> None:
     """Ops with no ONNX schema (custom domains, typos) fail here, not deep inside a runtime."""
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -189,7 +193,7 @@ def _check_known_ops(model: onnx.ModelProto, name: str) -> None:
             version = opsets.get("", opsets.get("ai.onnx", 1))
             if not onnx.defs.has(node.op_type, "") or _schema_missing(node.op_type, version):
                 unknown.append(node.op_type)
-        elif domain != "ai.onnx.ml" and not onnx.defs.has(node.op_type, domain):
+        elif domain not in _RUNTIME_DOMAINS and not onnx.defs.has(node.op_type, domain):
             unknown.append(f"{domain}::{node.op_type}")
     if unknown:
         raise UnsupportedOpError(name, unknown, runtime="the ONNX standard")

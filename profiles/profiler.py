@@ -27,7 +27,7 @@ from profiles.table import (
     BATCH, ERROR_BAND, HARDWARE, LATENCY_MS_P50, LATENCY_MS_P95, MEASURED_AT, MEMORY_MB, PIECE,
     PROFILE_COLUMNS, RUNTIME, SOURCE, TVM_VERSION, empty_profile_table,
 )
-from profiles.tvm_adapter import TvmError, measure_tvm, tvm_version
+from profiles.tvm_adapter import TvmError, TvmImportError, measure_tvm, tvm_version
 
 logger = logging.getLogger(__name__)
 
@@ -140,17 +140,23 @@ def profile_pieces(
         if on_progress is not None:
             on_progress(ProgressEvent(piece, runtime, step, done, total))
 
+    extra = {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
+             "onnx": versions["onnx"]}
     rows: list[dict] = []
     for source in pieces:
         digest = model_digest(source.onnx_path)
         batch = _batch(source)
         prepared = None
         for runtime in runtimes:
-            extra = {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
-                     "onnx": versions["onnx"]}
             key = profile_key(digest, source.input_shapes, local.name, runtime, batch, version,
                               config, extra)
             cached = cache.get(key)
+            if cached is not None and "error" in cached:  # an import failure: deterministic
+                done += 1
+                report.problems.append(ProfileProblem(source.piece, runtime, local.name,
+                                                      **cached["error"]))
+                progress(source.piece, runtime, "failed")
+                continue
             if cached is not None:
                 done += 1
                 row = {**cached["row"], PIECE: source.piece}
@@ -172,8 +178,12 @@ def profile_pieces(
             except (TvmError, OrtError) as exc:
                 done += 1
                 logger.info("%s: %s failed: %s", source.piece, runtime, exc)
-                report.problems.append(ProfileProblem(
-                    source.piece, runtime, local.name, type(exc).__name__, str(exc)))
+                problem = ProfileProblem(source.piece, runtime, local.name, type(exc).__name__,
+                                         str(exc))
+                report.problems.append(problem)
+                if isinstance(exc, TvmImportError):  # same model + same TVM = same failure
+                    cache.put(key, {"error": {"error_type": problem.error_type,
+                                              "message": problem.message}})
                 progress(source.piece, runtime, "failed")
                 continue
             row = _row(source.piece, local.name, runtime, batch, measurement, version)

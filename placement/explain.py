@@ -1,0 +1,148 @@
+"""Why no plan exists, and what each constraint of a plan costs.
+
+Infeasible: CP-SAT's sufficient assumptions name the binding constraint groups; then the
+nearest feasible values are solved for ("the fastest possible p95 is 73 ms"). Feasible: a
+constraint binds when dropping it would improve the objective; its slack and that price are
+reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from placement.evaluate import Evaluation, evaluate
+from placement.problem import Problem
+from placement.solver import MICRO, US_PER_MS, PlacementModel
+
+GROUP_WORDS = {
+    "slo": "the latency SLO",
+    "budget": "the monthly budget",
+    "memory": "edge device memory",
+    "throughput": "edge device throughput (utilisation cap)",
+}
+
+
+@dataclass
+class Explanation:
+    binding: list[str]  # constraint groups that together make the spec infeasible
+    messages: list[str] = field(default_factory=list)
+    fastest_p95_ms: float | None = None
+    fastest_monthly_usd: float | None = None
+    cheapest_meeting_slo_usd: float | None = None
+
+
+@dataclass
+class Slack:
+    constraint: str
+    limit: float
+    value: float
+    slack: float
+    unit: str
+    binding: bool
+    detail: str = ""
+
+
+def _ok(solver) -> bool:
+    return solver.status_name(solver.status) in ("OPTIMAL", "FEASIBLE")
+
+
+def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0,
+                       workers: int = 2) -> Explanation:
+    if problem.unplaceable:
+        msgs = [f"{piece} cannot run on any candidate: {why}" for piece, why in problem.unplaceable.items()]
+        binding = sorted({"memory" if "memory" in why else "throughput" if "slow" in why else "coverage"
+                          for why in problem.unplaceable.values()})
+        return Explanation(binding=binding, messages=msgs)
+
+    grouped = PlacementModel(problem, groups=True)
+    lits = [grouped.group_literals[g] for g in PlacementModel.GROUPS]
+    solver = grouped.run("cost", time_limit_s=time_limit_s, seed=seed, workers=1, assumptions=lits)
+    if _ok(solver):
+        return Explanation(binding=[], messages=["the spec is feasible"])
+    core_indices = set(solver.sufficient_assumptions_for_infeasibility())
+    binding = [g for g in PlacementModel.GROUPS if grouped.group_literals[g].index in core_indices]
+    if not binding:  # unknown (time limit): say so rather than guess
+        return Explanation(binding=[], messages=["no explanation found within the time limit"])
+    # CP-SAT's core is sufficient, not minimal: drop each group whose removal keeps it infeasible.
+    for group in list(binding):
+        rest = [grouped.group_literals[g] for g in binding if g != group]
+        trial = grouped.run("cost", time_limit_s=time_limit_s, seed=seed, workers=1, assumptions=rest)
+        if trial.status_name(trial.status) == "INFEASIBLE":
+            binding.remove(group)
+
+    out = Explanation(binding=binding)
+    out.messages.append("infeasible because of " + " and ".join(GROUP_WORDS[g] for g in binding) + ".")
+    pm = PlacementModel(problem)
+    kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
+    if "slo" in binding:
+        pm.set_bounds(slo_ms=None, budget_usd=problem.budget_usd)
+        s = pm.run("latency", **kw)
+        within = True
+        if not _ok(s):
+            pm.set_bounds(slo_ms=None, budget_usd=None)
+            s = pm.run("latency", **kw)
+            within = False
+        if _ok(s):
+            ev = evaluate(problem, pm.assignment(s))
+            out.fastest_p95_ms, out.fastest_monthly_usd = ev.latency_ms, ev.monthly_usd
+            where = "within the budget" if within else "at any cost"
+            out.messages.append(
+                f"the fastest possible p{problem.slo_percentile} {where} is {ev.latency_ms:,.1f} ms "
+                f"(${ev.monthly_usd:,.2f}/month); the SLO asks for {problem.slo_ms:g} ms."
+            )
+    if "budget" in binding:
+        pm.set_bounds(slo_ms=problem.slo_ms, budget_usd=None)
+        s = pm.run("cost", **kw)
+        if _ok(s):
+            ev = evaluate(problem, pm.assignment(s))
+            out.cheapest_meeting_slo_usd = ev.monthly_usd
+            over = ev.monthly_usd - problem.budget_usd
+            out.messages.append(
+                f"the cheapest plan meeting {problem.slo_ms:g} ms costs ${ev.monthly_usd:,.2f}/month, "
+                f"${over:,.2f} over the budget of ${problem.budget_usd:,.2f}."
+            )
+    for group in ("memory", "throughput"):
+        if group in binding:
+            out.messages.append(
+                f"{GROUP_WORDS[group]} rules out putting the pieces together on one site device; "
+                "add a larger device model or allow cloud offers."
+            )
+    return out
+
+
+def slack_report(problem: Problem, evaluation: Evaluation, objective: str = "cost", *,
+                 time_limit_s: float = 10.0, seed: int = 0, workers: int = 2) -> list[Slack]:
+    """Slack of every constraint of a feasible plan; `binding` = relaxing it improves the objective."""
+    pm = PlacementModel(problem)
+    kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
+    out: list[Slack] = []
+
+    pm.set_bounds(slo_ms=None, budget_usd=problem.budget_usd)
+    s = pm.run("cost", **kw)
+    slo_binding, detail = False, ""
+    if objective == "cost" and _ok(s):
+        free = s.objective_value / MICRO
+        if free < evaluation.monthly_usd - 0.01:
+            slo_binding = True
+            detail = f"without the SLO the cheapest plan costs ${free:,.2f}/month"
+    out.append(Slack("slo", problem.slo_ms, evaluation.latency_ms,
+                     problem.slo_ms - evaluation.latency_ms, "ms", slo_binding, detail))
+
+    pm.set_bounds(slo_ms=problem.slo_ms, budget_usd=None)
+    s = pm.run("latency", **kw)
+    budget_binding, detail = False, ""
+    if objective == "latency" and _ok(s):
+        free = s.objective_value / US_PER_MS
+        if free < evaluation.latency_ms - 0.01:
+            budget_binding = True
+            detail = f"without the budget the fastest plan takes {free:,.1f} ms"
+    out.append(Slack("budget", problem.budget_usd, evaluation.monthly_usd,
+                     problem.budget_usd - evaluation.monthly_usd, "USD/month", budget_binding, detail))
+
+    for offer, (util, mem) in sorted(evaluation.device_load.items()):
+        dev = problem.devices[offer]
+        out.append(Slack(f"throughput {dev.device}", problem.utilisation_cap, util,
+                         problem.utilisation_cap - util, "utilisation", util >= problem.utilisation_cap - 0.02))
+        out.append(Slack(f"memory {dev.device}", dev.memory_mb, mem, dev.memory_mb - mem, "MB",
+                         mem >= 0.98 * dev.memory_mb))
+    return out

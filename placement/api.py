@@ -107,17 +107,48 @@ def build(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
 
 def plan_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
               offers: pd.DataFrame, *, objective: str = "cost", io_bytes: dict | None = None,
-              time_limit_s: float | None = None) -> PlanOutcome:
-    """Solve, then re-evaluate the chosen assignment with the independent checker."""
+              time_limit_s: float | None = None, analyse: bool = True) -> PlanOutcome:
+    """Solve, then re-evaluate the chosen assignment with the independent checker; with
+    `analyse`, add baselines and constraint slack (or, when infeasible, the explanation)."""
+    from placement.baselines import baselines
+    from placement.explain import explain_infeasible, slack_report
+    from placement.plan import attach_analysis
+
     problem = build(spec, base_dir, profiles, offers, io_bytes)
-    result = solve(problem, objective=objective,
-                   time_limit_s=time_limit_s or spec.solver.time_limit_s,
-                   seed=spec.solver.seed, workers=spec.solver.workers)
+    kw = dict(time_limit_s=time_limit_s or spec.solver.time_limit_s, seed=spec.solver.seed,
+              workers=spec.solver.workers)
+    result = solve(problem, objective=objective, **kw)
     evaluation = evaluate(problem, result.assignment) if result.assignment else None
     if evaluation is not None and not evaluation.feasible:  # pragma: no cover - checker disagrees
         raise AssertionError(f"solver plan fails the checker: {evaluation.violations}")
     plan = make_plan(problem, result, evaluation, tvm_version=_tvm_version(profiles))
+    if analyse:
+        if evaluation is not None:
+            attach_analysis(plan, baselines=baselines(problem, **kw),
+                            slack=slack_report(problem, evaluation, objective, **kw))
+        elif result.status == "infeasible":
+            attach_analysis(plan, explanation=explain_infeasible(problem, **kw))
     return PlanOutcome(plan, problem, result, evaluation)
+
+
+def frontier_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
+                  offers: pd.DataFrame, *, max_points: int = 20, io_bytes: dict | None = None) -> list[Plan]:
+    """Every Pareto point as a full plan (status 'optimal' per point; the SLO is swept)."""
+    from placement.frontier import frontier
+
+    problem = build(spec, base_dir, profiles, offers, io_bytes)
+    points = frontier(problem, max_points=max_points, time_limit_s=spec.solver.time_limit_s,
+                      seed=spec.solver.seed, workers=spec.solver.workers)
+    plans = []
+    for point in points:
+        result = SolveResult(
+            status=point.status, assignment=point.assignment, objective="frontier",
+            objective_value=point.monthly_usd, best_bound=None, gap=None, wall_time_s=0.0,
+            workers=spec.solver.workers, seed=spec.solver.seed, time_limit_s=spec.solver.time_limit_s,
+            num_options=sum(len(v) for v in problem.options.values()),
+        )
+        plans.append(make_plan(problem, result, point.evaluation, tvm_version=_tvm_version(profiles)))
+    return plans
 
 
 def evaluate_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,

@@ -133,6 +133,14 @@ def _print_plan(plan) -> None:
         out.print(f"[red]not feasible:[/red] {v}")
     if plan.solver.reason and not plan.placements:
         out.print(f"[red]{plan.solver.reason}[/red]")
+    if plan.explanation:
+        for m in plan.explanation.messages:
+            out.print(f"  why: {m}", markup=False, highlight=False)
+    for b in plan.baselines:
+        cost = "—" if b.monthly_usd is None else f"${b.monthly_usd:,.2f}"
+        lat = "—" if b.latency_ms_p95 is None else f"{b.latency_ms_p95:.1f} ms"
+        out.print(f"  baseline {b.name:<17} {cost:>12}/month  {lat:>10}  {'feasible' if b.feasible else 'infeasible'}",
+                  markup=False, highlight=False)
     out.print(f"prices as of {plan.provenance.price_date}; estimated rows in yellow "
               f"(provisional estimates, see the error band)")
 
@@ -229,6 +237,41 @@ def plan(
         out.print(f"wrote {output}")
     if not outcome.plan.feasible:
         raise typer.Exit(1)
+
+
+@app.command()
+def frontier(
+    spec_path: Path = typer.Argument(..., metavar="SPEC"),
+    profiles_csv: Optional[Path] = typer.Option(None, "--profiles"),
+    offers_csv: Optional[Path] = typer.Option(None, "--offers"),
+    points: int = typer.Option(20, "--points", help="at most this many Pareto points"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write every point's plan as JSON"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The cost-latency Pareto set: sweep the SLO, keep the non-dominated plans."""
+    from placement import api
+
+    spec, base_dir = _load(spec_path)
+    offers = api.load_offers(offers_csv)
+    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
+    plans = api.frontier_spec(spec, base_dir, profiles, offers, max_points=points)
+    payload = "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
+    if output:
+        from profiles.paths import atomic_write_text
+
+        atomic_write_text(output, payload + "\n")
+    if as_json:
+        print(payload)
+        return
+    t = Table(title=f"{spec.name}: {len(plans)} Pareto points (budget ${spec.monthly_budget_usd:,.0f})")
+    for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "meets SLO", "placement"):
+        t.add_column(col)
+    for i, p in enumerate(plans, 1):
+        where = "; ".join(f"{x.piece}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
+                          for x in p.placements)
+        t.add_row(str(i), f"${p.costs.monthly_usd:,.2f}", f"{p.latency.p95_ms:.1f}",
+                  "yes" if p.latency.p95_ms <= spec.slo.latency_ms else "no", where)
+    out.print(t)
 
 
 @app.command()

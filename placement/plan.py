@@ -113,6 +113,23 @@ class Baseline(_Model):
     note: str = ""
 
 
+class ConstraintSlack(_Model):
+    constraint: str
+    limit: float
+    value: float
+    slack: float
+    unit: str
+    binding: bool = Field(description="relaxing this constraint would improve the objective")
+    detail: str = ""
+
+
+class Explanation(_Model):
+    binding: list[str] = Field(description="constraint groups that together rule out every plan")
+    messages: list[str]
+    fastest_p95_ms: float | None = None
+    cheapest_meeting_slo_usd: float | None = None
+
+
 class Provenance(_Model):
     spec_sha256: str
     price_date: str
@@ -135,6 +152,8 @@ class Plan(_Model):
     budget_usd: float
     solver: SolverStatus
     baselines: list[Baseline] = Field(default_factory=list)
+    constraints: list[ConstraintSlack] = Field(default_factory=list)
+    explanation: Explanation | None = None
     notes: list[str] = Field(default_factory=list)
     provenance: Provenance
 
@@ -245,6 +264,30 @@ def _provenance(problem: Problem, sources: dict, tvm_version: str | None) -> Pro
         profile_sources=sources, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=_tool_version(),
     )
+
+
+def attach_analysis(plan: Plan, *, baselines=(), slack=(), explanation=None) -> Plan:
+    """Add baselines, constraint slack and (for an infeasible spec) the explanation."""
+    plan.baselines = [
+        Baseline(name=b.name, monthly_usd=None if b.evaluation is None else round(b.evaluation.monthly_usd, 2),
+                 latency_ms_p95=None if b.evaluation is None else round(b.evaluation.latency_ms, 4),
+                 feasible=b.feasible,
+                 note="; ".join(x for x in [b.note] + ([] if b.evaluation is None else b.evaluation.violations) if x))
+        for b in baselines
+    ]
+    plan.constraints = [
+        ConstraintSlack(constraint=s.constraint, limit=round(s.limit, 4), value=round(s.value, 4),
+                        slack=round(s.slack, 4), unit=s.unit, binding=s.binding, detail=s.detail)
+        for s in slack
+    ]
+    if explanation is not None:
+        plan.explanation = Explanation(
+            binding=explanation.binding, messages=explanation.messages,
+            fastest_p95_ms=None if explanation.fastest_p95_ms is None else round(explanation.fastest_p95_ms, 4),
+            cheapest_meeting_slo_usd=None if explanation.cheapest_meeting_slo_usd is None
+            else round(explanation.cheapest_meeting_slo_usd, 2),
+        )
+    return plan
 
 
 def write_schema(path: str | Path) -> None:

@@ -81,6 +81,8 @@ def markdown_summary(plan: Plan) -> str:
                  f"spec sha256 {plan.provenance.spec_sha256[:12]}")
     if plan.violations:
         lines += ["", "**Not feasible:**", ""] + [f"- {v}" for v in plan.violations]
+    if plan.explanation:
+        lines += ["", "## Why there is no plan", ""] + [f"- {m}" for m in plan.explanation.messages]
     if not plan.placements:
         return "\n".join(lines) + "\n"
 
@@ -121,6 +123,20 @@ def markdown_summary(plan: Plan) -> str:
     for r in plan.routes:
         lines.append(f"| {r.source} → {r.target} | {r.bytes_per_request:,.0f} | {r.location_from} | "
                      f"{r.location_to} | {r.transfer_ms:.2f} |")
+
+    if plan.baselines:
+        lines += ["", "## Against simple placements", "", "| baseline | $/month | p95 ms | feasible | note |",
+                  "|---|---:|---:|---|---|"]
+        lines.append(f"| **this plan** | **{_usd(plan.costs.monthly_usd)}** | **{plan.latency.p95_ms:.1f}** | yes | |")
+        for b in plan.baselines:
+            lat = "—" if b.latency_ms_p95 is None else f"{b.latency_ms_p95:.1f}"
+            lines.append(f"| {b.name} | {_usd(b.monthly_usd)} | {lat} | {'yes' if b.feasible else 'no'} | {b.note} |")
+    if plan.constraints:
+        lines += ["", "## Constraints and slack", "", "| constraint | limit | value | slack | binding | detail |",
+                  "|---|---:|---:|---:|---|---|"]
+        for c in plan.constraints:
+            lines.append(f"| {c.constraint} | {c.limit:,.4g} {c.unit} | {c.value:,.4g} | {c.slack:,.4g} | "
+                         f"{'yes' if c.binding else 'no'} | {c.detail} |")
 
     lines += ["", "## Where the numbers come from", ""]
     for p in plan.placements:

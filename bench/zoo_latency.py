@@ -13,6 +13,7 @@ All measurements use the default `MeasureConfig`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -20,17 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from profiles.cache import ProfileCache  # noqa: E402
-from profiles.hardware import local_hardware  # noqa: E402
-from profiles.measure import MeasureConfig  # noqa: E402
-from profiles.onnx_prep import prepare_onnx  # noqa: E402
-from profiles.ort_adapter import measure_onnxruntime  # noqa: E402
-from profiles.profiler import PieceSource, profile_pieces  # noqa: E402
-from profiles.tvm_adapter import TvmError, measure_tvm, tvm_version  # noqa: E402
-from profiles.zoo import ZOO_MODELS, zoo_input_shapes, zoo_model_path  # noqa: E402
+from profiles.cache import ProfileCache
+from profiles.hardware import local_hardware
+from profiles.measure import MeasureConfig
+from profiles.onnx_prep import prepare_onnx
+from profiles.ort_adapter import measure_onnxruntime
+from profiles.profiler import PieceSource, profile_pieces
+from profiles.tvm_adapter import TvmError, measure_tvm, tvm_version
+from profiles.zoo import ZOO_MODELS, zoo_input_shapes, zoo_model_path
 
 COLD_DEMO_MODELS = ("resnet18", "mobilenetv2")
 
@@ -98,15 +99,18 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold demo profile")
     parser.add_argument("--no-table", action="store_true", help="only the cold demo profile")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
     config = MeasureConfig()
     console.print(f"MeasureConfig: {config.model_dump()}")
+    console.print(f"load average before: {os.getloadavg()} on {os.cpu_count()} CPUs "
+                  "(other work on the machine inflates every figure, ONNX Runtime's most)")
     for name in dict.fromkeys([*args.models, *COLD_DEMO_MODELS]):
         zoo_model_path(name)  # generate outside the timings
     if not args.no_table:
         console.print(bench_models(args.models, config, console))
     if not args.no_cold:
         cold_profile(config, console)
+    console.print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -98,11 +98,11 @@ def _tvm_version(profiles: pd.DataFrame) -> str | None:
 
 
 def build(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
-          offers: pd.DataFrame, io_bytes: dict | None = None) -> Problem:
+          offers: pd.DataFrame, io_bytes: dict | None = None, *, prune: bool = True) -> Problem:
     check_hardware_ids(spec, offers)
     if io_bytes is None:
         io_bytes = io_bytes_for(spec, base_dir)
-    return build_problem(spec, profiles, offers, io_bytes)
+    return build_problem(spec, profiles, offers, io_bytes, prune=prune)
 
 
 def plan_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
@@ -155,7 +155,8 @@ def evaluate_spec(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.Dat
                   offers: pd.DataFrame, assign: dict[str, str],
                   io_bytes: dict | None = None) -> PlanOutcome:
     """What-if: the numbers of a placement the user names, with every constraint it breaks."""
-    problem = build(spec, base_dir, profiles, offers, io_bytes)
+    # Unpruned: a user may ask about an option the optimiser would never pick.
+    problem = build(spec, base_dir, profiles, offers, io_bytes, prune=False)
     chosen = resolve_assignment(problem, assign)
     evaluation = evaluate(problem, chosen)
     result = SolveResult(

@@ -199,7 +199,37 @@ def flows_with_bytes(spec: ApplicationSpec, io_bytes: dict) -> tuple[Flow, ...]:
 
 def _price(row, column) -> float | None:
     value = row[column]
-    return None if pd.isna(value) else float(value)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def prune_dominated_options(options: list[Option]) -> list[Option]:
+    """Drop options another option of the same piece beats on every count, exactly.
+
+    A cloud option touches the rest of the model only through its location (transfers, egress),
+    its latency and its cost; an edge option through its device (shared utilisation, memory,
+    whether the device is bought), its latency. So within one location (cloud) or one device
+    (edge), an option no better in any of those numbers than another can be swapped for it in any
+    plan without breaking a constraint or raising the cost: removing it never removes an optimum.
+    Ties keep the first (by id) so the result is deterministic.
+    """
+    def key(o: Option):
+        if o.tier == "cloud":
+            return (o.latency_ms, o.monthly_usd)
+        return (o.latency_ms, o.utilisation, o.memory_mb)
+
+    groups: dict[str, list[Option]] = {}
+    for o in options:
+        groups.setdefault(o.location, []).append(o)
+    kept: list[Option] = []
+    for group in groups.values():
+        group.sort(key=lambda o: (key(o), o.id))
+        front: list[Option] = []
+        for o in group:
+            if not any(all(a <= b for a, b in zip(key(f), key(o))) for f in front):
+                front.append(o)
+        kept.extend(front)
+    order = {o.id: i for i, o in enumerate(options)}
+    return sorted(kept, key=lambda o: order[o.id])
 
 
 def build_problem(
@@ -210,6 +240,7 @@ def build_problem(
     *,
     egress_tiers: dict | None = None,
     egress_source: dict | None = None,
+    prune: bool = True,
 ) -> Problem:
     """All options for every piece; raises `ProblemError` naming a piece that cannot run anywhere."""
     if egress_tiers is None or egress_source is None:
@@ -245,24 +276,23 @@ def build_problem(
     from profiles.hardware import hardware_catalog
 
     catalog = hardware_catalog()
+    offer_records = cands.to_dict("records")
+    best_by_key = {(r[pt.PIECE], r[pt.HARDWARE]): r for r in best.to_dict("records")}
+    alternatives: dict[tuple[str, str], dict[str, float]] = {}
+    for r in profiles[profiles[pt.BATCH] == 1].to_dict("records"):
+        alternatives.setdefault((r[pt.PIECE], r[pt.HARDWARE]), {})[r[pt.RUNTIME]] = float(r[pt.LATENCY_MS_P95])
     for piece in topological_order(spec):
         calls = spec.model(piece).calls_per_request
-        mine = best[best[pt.PIECE] == piece].set_index(pt.HARDWARE)
-        alternatives = profiles[(profiles[pt.PIECE] == piece) & (profiles[pt.BATCH] == 1)]
         piece_options: list[Option] = []
         skipped_price: list[str] = []
-        for _, offer in cands.iterrows():
+        for offer in offer_records:
             hw = offer[ot.HARDWARE]
-            if hw not in mine.index:
+            prof = best_by_key.get((piece, hw))
+            if prof is None:
                 continue
-            prof = mine.loc[hw]
             compute_p95 = float(prof[pt.LATENCY_MS_P95]) * calls
             service_ms = float(prof[pt.LATENCY_MS_P50])
             memory_mb = float(prof[pt.MEMORY_MB])
-            alts = {
-                r[pt.RUNTIME]: float(r[pt.LATENCY_MS_P95])
-                for _, r in alternatives[alternatives[pt.HARDWARE] == hw].iterrows()
-            }
             band = prof[pt.ERROR_BAND]
             common = dict(
                 piece=piece, offer=offer[ot.OFFER], tier=offer[ot.TIER],
@@ -272,7 +302,7 @@ def build_problem(
                 error_band=None if pd.isna(band) else float(band),
                 price_source=str(offer[ot.PRICE_SOURCE]), price_date=str(offer[ot.PRICE_DATE]),
                 tvm_target=catalog[hw].tvm_target if hw in catalog else None,
-                runtime_alternatives=alts,
+                runtime_alternatives=alternatives.get((piece, hw), {}),
             )
             if offer[ot.TIER] == "edge":
                 device = devices[offer[ot.OFFER]]
@@ -315,8 +345,8 @@ def build_problem(
                 f"price and were left out"
             )
         if not piece_options:
-            unplaceable[piece] = _why_no_option(piece, cands, mine)
-        options[piece] = tuple(piece_options)
+            unplaceable[piece] = _why_no_option(piece, cands, {h for (p, h) in best_by_key if p == piece})
+        options[piece] = tuple(prune_dominated_options(piece_options) if prune else piece_options)
 
     io = {k: tuple(v) for k, v in io_bytes.items()}
     return Problem(
@@ -337,10 +367,9 @@ def _price_date(cands: pd.DataFrame) -> str:
     return dates[0] if dates else "unknown"
 
 
-def _why_no_option(piece: str, cands: pd.DataFrame, mine: pd.DataFrame) -> str:
+def _why_no_option(piece: str, cands: pd.DataFrame, profiled: set) -> str:
     if cands.empty:
         return "no candidate offers match the spec's hardware filters"
-    profiled = set(mine.index)
     if not profiled & set(cands[ot.HARDWARE]):
         return (f"no profile for {piece!r} on any candidate hardware "
                 f"({', '.join(sorted(set(cands[ot.HARDWARE])))})")

@@ -240,26 +240,36 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         for loc in locations[p]:
             model.add(at[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.location == loc))
 
-    def locs_of(node):
-        return [SITE] if node in (SOURCE, SINK) else locations[node]
-
-    def at_lit(node, loc):
-        return None if node in (SOURCE, SINK) else at[node, loc]
-
-    for flow in problem.flows:
+    pair: dict[int, dict] = {}  # flow index -> {(loc_a, loc_b): both-here literal}
+    for i, flow in enumerate(problem.flows):
         a, b = flow.source, flow.target
         finish_a = 0 if a == SOURCE else start[a] + lat[a]
         arrive_b = end if b == SINK else start[b]
-        # Data reaches a piece (or the answer reaches the site) after its producer finishes...
-        model.add(arrive_b >= finish_a)
-        # ...plus the time to cross between their locations.
-        for la in locs_of(a):
-            for lb in locs_of(b):
-                t_us = _us_up(problem.transfer_ms(flow, la, lb))
-                if t_us <= 0:
-                    continue
-                lits = [x for x in (at_lit(a, la), at_lit(b, lb)) if x is not None]
-                model.add(arrive_b >= finish_a + t_us).only_enforce_if(lits)
+        if a == SOURCE and b == SINK:
+            continue
+        if a == SOURCE or b == SINK:
+            # One end is the site: the crossing time is linear in where the other end runs.
+            node = b if a == SOURCE else a
+            cross = sum(
+                _us_up(problem.transfer_ms(flow, SITE, loc) if a == SOURCE
+                       else problem.transfer_ms(flow, loc, SITE)) * at[node, loc]
+                for loc in locations[node]
+            )
+            # Data reaches a piece (or the answer the site) after its producer and the crossing.
+            model.add(arrive_b >= finish_a + cross)
+            continue
+        # Both ends are pieces: one literal per pair of locations, tied to both ends' choices
+        # (a transportation polytope, so the LP relaxation of the crossing time is exact).
+        z = {(la, lb): model.new_bool_var(f"pair[{a}@{la},{b}@{lb}]")
+             for la in locations[a] for lb in locations[b]}
+        for la in locations[a]:
+            model.add(sum(z[la, lb] for lb in locations[b]) == at[a, la])
+        for lb in locations[b]:
+            model.add(sum(z[la, lb] for la in locations[a]) == at[b, lb])
+        pair[i] = z
+        cross = sum(_us_up(problem.transfer_ms(flow, la, lb)) * lit for (la, lb), lit in z.items())
+        # Data reaches the consumer after the producer finishes and the data crosses over.
+        model.add(start[b] >= finish_a + cross)
 
     # The answer is back at the site within the SLO (p-th percentile, per-piece sum); outside
     # group mode this is the upper bound of `end`, set by PlacementModel.set_bounds.
@@ -288,7 +298,7 @@ def _build(problem: Problem, *, groups: bool) -> dict:
                   if o.tier == "cloud"]
     cost_terms += [_usd(dev.monthly_usd_per_site * problem.sites) * used[d]
                    for d, dev in problem.devices.items()]
-    cost_terms += _egress_terms(model, problem, on)
+    cost_terms += _egress_terms(model, problem, at, pair)
     cost_ub = _cost_upper_bound(problem)
     cost = model.new_int_var(0, cost_ub, "cost")
     model.add(cost == sum(cost_terms))
@@ -309,39 +319,35 @@ def _cost_upper_bound(problem: Problem) -> int:
     return ub + MICRO
 
 
-def _egress_terms(model: cp_model.CpModel, problem: Problem, on: dict) -> list:
+def _egress_terms(model: cp_model.CpModel, problem: Problem, at: dict, pair: dict) -> list:
     """Egress MB per provider, priced over its tiers (free tier first, then falling prices)."""
     providers = sorted(problem.egress_tiers)
     volume_terms: dict[str, list] = {p: [] for p in providers}
-    for flow in problem.flows:
+    for i, flow in enumerate(problem.flows):
         if flow.source == SOURCE:
             continue  # into the cloud: ingress is free
         mb = int(math.ceil(problem.egress_gb(flow) * 1000.0))
         if mb <= 0:
             continue
-        a, b = flow.source, flow.target
-        if b == SINK:
-            edge_b = 1
-        else:
-            edge_b = sum(on[b, o.id] for o in problem.options[b] if is_edge(o.location))
         for provider in providers:
-            cloud_a = [on[a, o.id] for o in problem.options[a]
-                       if o.tier == "cloud" and o.provider == provider]
-            if not cloud_a:
-                continue
-            crosses = model.new_bool_var(f"egress[{a}->{b},{provider}]")
+            def in_cloud(loc: str) -> bool:
+                return not is_edge(loc) and loc.split(":", 1)[0] == provider
+
             # An answer leaves `provider`'s cloud when the producer runs there and the consumer
             # runs at the site.
-            model.add(crosses >= sum(cloud_a) + edge_b - 1)
-            volume_terms[provider].append((mb, crosses))
+            if flow.target == SINK:
+                lits = [lit for (p, loc), lit in at.items() if p == flow.source and in_cloud(loc)]
+            else:
+                lits = [lit for (la, lb), lit in pair[i].items() if in_cloud(la) and is_edge(lb)]
+            volume_terms[provider] += [(mb, lit) for lit in lits]
 
     terms = []
     for provider in providers:
         if not volume_terms[provider]:
             continue
-        max_mb = sum(mb for mb, _ in volume_terms[provider])
+        max_mb = sum(mb for mb, _ in volume_terms[provider])  # an upper bound; a flow counts once
         volume = model.new_int_var(0, max_mb, f"egress_mb[{provider}]")
-        model.add(volume == sum(mb * crosses for mb, crosses in volume_terms[provider]))
+        model.add(volume == sum(mb * lit for mb, lit in volume_terms[provider]))
         tiers = problem.egress_tiers[provider]
         fill = []
         prev_full = None

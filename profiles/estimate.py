@@ -26,7 +26,13 @@ import pandas as pd
 
 from profiles.hardware import HardwareClass
 from profiles.table import (
-    ERROR_BAND, HARDWARE, LATENCY_MS_P50, LATENCY_MS_P95, PROFILE_COLUMNS, RUNTIME, SOURCE,
+    ERROR_BAND,
+    HARDWARE,
+    LATENCY_MS_P50,
+    LATENCY_MS_P95,
+    PROFILE_COLUMNS,
+    RUNTIME,
+    SOURCE,
 )
 
 ESTIMATED = "estimated"

@@ -36,7 +36,8 @@ class MeasureConfig(BaseModel):
     number: int = Field(default=1, ge=1, description="minimum runs averaged into one sample")
     repeat: int = Field(default=30, ge=1, description="samples wanted; p50/p95 are over these")
     min_repeat_ms: float = Field(
-        default=20.0, ge=0, description="a sample lasts at least this long (runs per sample grow)"
+        default=10.0, ge=0, description="a sample lasts at least this long (runs per sample grow);"
+        " 10 ms: pieces of 10 ms or more are sampled one run at a time, so p95 is a single-run p95"
     )
     max_measure_s: float = Field(
         default=8.0, gt=0, description="time budget for sampling; slow models take fewer samples"
@@ -50,7 +51,9 @@ class MeasureConfig(BaseModel):
     def plan(self, run_ms: float) -> tuple[int, int]:
         """(samples, runs per sample) for a model whose one run took `run_ms` in warm-up."""
         run_ms = max(run_ms, 1e-6)
-        runs = max(self.number, math.ceil(self.min_repeat_ms / run_ms)) if self.min_repeat_ms else self.number
+        runs = self.number
+        if self.min_repeat_ms:
+            runs = max(runs, math.ceil(self.min_repeat_ms / run_ms))
         sample_ms = runs * run_ms
         affordable = int(self.max_measure_s * 1000.0 // sample_ms)
         samples = max(self.min_samples, min(self.repeat, affordable))
@@ -112,7 +115,7 @@ class Measurement(BaseModel):
     n_samples: int = Field(ge=1)
     runs_per_sample: int = Field(ge=1)
     measure_s: float = Field(ge=0, description="wall time spent warming up and sampling")
-    compile_s: float | None = Field(default=None, description="TVM import + compile wall time")
+    compile_s: float | None = Field(default=None, description="TVM: ONNX import to executable, s")
     target: dict | None = Field(default=None, description="TVM target actually used")
     threads: int | None = Field(default=None, description="intra-op threads (ONNX Runtime)")
     max_abs_diff_vs_ort: float | None = Field(
@@ -123,7 +126,7 @@ class Measurement(BaseModel):
     )
 
     @classmethod
-    def from_samples(cls, runtime: Runtime, samples_ms: Sequence[float], **fields) -> "Measurement":
+    def from_samples(cls, runtime: Runtime, samples_ms: Sequence[float], **fields) -> Measurement:
         p50, p95, mean = latency_stats(samples_ms)
         return cls(
             runtime=runtime, latency_ms_p50=p50, latency_ms_p95=p95, latency_ms_mean=mean,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,8 +24,19 @@ from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
 from profiles.ort_adapter import OrtError, measure_onnxruntime
 from profiles.table import (
-    BATCH, ERROR_BAND, HARDWARE, LATENCY_MS_P50, LATENCY_MS_P95, MEASURED_AT, MEMORY_MB, PIECE,
-    PROFILE_COLUMNS, RUNTIME, SOURCE, TVM_VERSION, empty_profile_table,
+    BATCH,
+    ERROR_BAND,
+    HARDWARE,
+    LATENCY_MS_P50,
+    LATENCY_MS_P95,
+    MEASURED_AT,
+    MEMORY_MB,
+    PIECE,
+    PROFILE_COLUMNS,
+    RUNTIME,
+    SOURCE,
+    TVM_VERSION,
+    empty_profile_table,
 )
 from profiles.tvm_adapter import TvmError, TvmImportError, measure_tvm, tvm_version
 
@@ -80,7 +91,7 @@ class ProfileReport:
 
 
 def _now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _resolve_hardware(names: Sequence[str]) -> list[HardwareClass]:
@@ -142,56 +153,24 @@ def profile_pieces(
 
     extra = {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
              "onnx": versions["onnx"]}
+    digests = [model_digest(source.onnx_path) for source in pieces]  # a missing file fails now
     rows: list[dict] = []
-    for source in pieces:
-        digest = model_digest(source.onnx_path)
+    for source, digest in zip(pieces, digests):
         batch = _batch(source)
-        prepared = None
+        prepared: list = []  # prepared lazily, once per piece, only on a cache miss
         for runtime in runtimes:
             key = profile_key(digest, source.input_shapes, local.name, runtime, batch, version,
                               config, extra)
-            cached = cache.get(key)
-            if cached is not None and "error" in cached:  # an import failure: deterministic
-                done += 1
-                report.problems.append(ProfileProblem(source.piece, runtime, local.name,
-                                                      **cached["error"]))
-                progress(source.piece, runtime, "failed")
-                continue
-            if cached is not None:
-                done += 1
-                row = {**cached["row"], PIECE: source.piece}
-                rows.append(row)
-                report.measurements[(source.piece, runtime)] = Measurement.model_validate(
-                    cached["measurement"])
-                progress(source.piece, runtime, "cached")
-                continue
-            if prepared is None:
-                progress(source.piece, runtime, "prepare")
-                prepared = prepare_onnx(source.onnx_path, source.input_shapes)
-            progress(source.piece, runtime, "measure")
-            try:
-                if runtime == "tvm":
-                    measurement = measure_tvm(prepared, source.input_shapes, local, config)
-                else:
-                    measurement = measure_onnxruntime(prepared, source.input_shapes, config,
-                                                      threads=local.cores)
-            except (TvmError, OrtError) as exc:
-                done += 1
-                logger.info("%s: %s failed: %s", source.piece, runtime, exc)
-                problem = ProfileProblem(source.piece, runtime, local.name, type(exc).__name__,
-                                         str(exc))
-                report.problems.append(problem)
-                if isinstance(exc, TvmImportError):  # same model + same TVM = same failure
-                    cache.put(key, {"error": {"error_type": problem.error_type,
-                                              "message": problem.message}})
-                progress(source.piece, runtime, "failed")
-                continue
-            row = _row(source.piece, local.name, runtime, batch, measurement, version)
-            cache.put(key, {"row": row, "measurement": measurement.model_dump()})
-            rows.append(row)
-            report.measurements[(source.piece, runtime)] = measurement
+            row, measurement, problem, step = _measure_or_reuse(
+                source, runtime, key, batch, local, config, cache, version, prepared,
+                lambda step, r=runtime, p=source.piece: progress(p, r, step))
             done += 1
-            progress(source.piece, runtime, "measured")
+            if row is not None:
+                rows.append(row)
+                report.measurements[(source.piece, runtime)] = measurement
+            if problem is not None:
+                report.problems.append(problem)
+            progress(source.piece, runtime, step)
 
     local_table = _table(rows)
     tables = [local_table]
@@ -202,6 +181,37 @@ def profile_pieces(
     report.table = _table(pd.concat(tables, ignore_index=True).to_dict("records")) if rows else (
         empty_profile_table())
     return report
+
+
+def _measure_or_reuse(source: PieceSource, runtime: str, key: str, batch: int,
+                      local: HardwareClass, config: MeasureConfig, cache: ProfileCache,
+                      version: str, prepared: list, progress: Callable[[str], None]):
+    """(row, measurement, problem, step) for one piece under one runtime on this machine."""
+    cached = cache.get(key)
+    if cached is not None and "error" in cached:  # a cached import failure: deterministic
+        return None, None, ProfileProblem(source.piece, runtime, local.name, **cached["error"]), "failed"
+    if cached is not None:
+        row = {**cached["row"], PIECE: source.piece}
+        return row, Measurement.model_validate(cached["measurement"]), None, "cached"
+    if not prepared:
+        progress("prepare")
+        prepared.append(prepare_onnx(source.onnx_path, source.input_shapes))
+    progress("measure")
+    try:
+        if runtime == "tvm":
+            measurement = measure_tvm(prepared[0], source.input_shapes, local, config)
+        else:
+            measurement = measure_onnxruntime(prepared[0], source.input_shapes, config,
+                                              threads=local.cores)
+    except (TvmError, OrtError) as exc:
+        logger.info("%s: %s failed: %s", source.piece, runtime, exc)
+        problem = ProfileProblem(source.piece, runtime, local.name, type(exc).__name__, str(exc))
+        if isinstance(exc, TvmImportError):  # same model + same TVM = same failure
+            cache.put(key, {"error": {"error_type": problem.error_type, "message": problem.message}})
+        return None, None, problem, "failed"
+    row = _row(source.piece, local.name, runtime, batch, measurement, version)
+    cache.put(key, {"row": row, "measurement": measurement.model_dump()})
+    return row, measurement, None, "measured"
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:

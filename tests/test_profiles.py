@@ -16,19 +16,37 @@ from onnx import TensorProto, helper, numpy_helper
 
 from profiles import profiler as profiler_module
 from profiles.cache import ProfileCache, profile_key
-from profiles.estimate import PROVISIONAL_ERROR_BAND, estimate_rows, estimated_runtimes, scale_factor
+from profiles.estimate import (
+    PROVISIONAL_ERROR_BAND,
+    estimate_rows,
+    estimated_runtimes,
+    scale_factor,
+)
 from profiles.hardware import HardwareClass, local_hardware
 from profiles.measure import ChildFailure, MeasureConfig, latency_stats, output_diff, run_in_child
 from profiles.onnx_prep import (
-    InputShapeError, OnnxLoadError, UnsupportedOpError, io_bytes, model_digest, prepare_onnx,
+    InputShapeError,
+    OnnxLoadError,
+    UnsupportedOpError,
+    io_bytes,
+    model_digest,
+    prepare_onnx,
     random_inputs,
 )
 from profiles.ort_adapter import measure_onnxruntime
 from profiles.paths import CACHE_ENV
 from profiles.profiler import PieceSource, ProgressEvent, piece_io_bytes, profile_pieces
 from profiles.table import (
-    ERROR_BAND, HARDWARE, LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB, PIECE, PROFILE_COLUMNS,
-    RUNTIME, SOURCE, validate_profile_table,
+    ERROR_BAND,
+    HARDWARE,
+    LATENCY_MS_P50,
+    LATENCY_MS_P95,
+    MEMORY_MB,
+    PIECE,
+    PROFILE_COLUMNS,
+    RUNTIME,
+    SOURCE,
+    validate_profile_table,
 )
 from profiles.tvm_adapter import TvmImportError, measure_tvm
 
@@ -214,8 +232,8 @@ def test_child_crash_becomes_typed_error(tmp_path):
 # --- cache and profiler ------------------------------------------------------------------------
 
 def test_profile_key_depends_on_what_is_measured():
-    base = dict(model_digest="abc", input_shapes={"x": [1, 3]}, hardware="h", runtime="tvm",
-                batch=1, tvm_version="0.27", config=FAST)
+    base = {"model_digest": "abc", "input_shapes": {"x": [1, 3]}, "hardware": "h",
+            "runtime": "tvm", "batch": 1, "tvm_version": "0.27", "config": FAST}
     key = profile_key(**base)
     assert key == profile_key(**{**base, "config": FAST.model_copy(update={"timeout_s": 5})})
     for change in ({"input_shapes": {"x": [2, 3]}}, {"runtime": "onnxruntime"},

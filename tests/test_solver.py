@@ -128,6 +128,21 @@ def test_optimum_equals_brute_force(seed):
     assert got.monthly_usd == pytest.approx(expected[0], abs=0.05)
 
 
+@pytest.mark.parametrize("seed", range(15))
+def test_pruning_never_removes_the_optimum(seed):
+    inst = synthetic_instance(3, 5, 2, seed=200 + seed, max_extra_replicas=2, sites=(5, 50, 300)[seed % 3])
+    kw = dict(egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    full = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes, prune=False, **kw)
+    pruned = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes, prune=True, **kw)
+    assert sum(map(len, pruned.options.values())) < sum(map(len, full.options.values()))
+    expected = brute_force(full)
+    result = solve(pruned)
+    if expected is None:
+        assert result.status == "infeasible"
+        return
+    assert evaluate(full, result.assignment).monthly_usd == pytest.approx(expected[0], abs=0.05)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_latency_objective_equals_brute_force(seed):
     inst = synthetic_instance(3, 3, 2, seed=100 + seed, max_extra_replicas=1, sites=5)

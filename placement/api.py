@@ -41,6 +41,30 @@ def load_offers(offers_csv: str | Path | None = None) -> pd.DataFrame:
     return ot.validate_offer_table(_read_csv(offers_csv), origin=str(offers_csv))
 
 
+def team_offers(spec: ApplicationSpec, base_dir: Path | None, offers: pd.DataFrame) -> pd.DataFrame:
+    """The offers at the team's own prices: the spec's override CSV, then its discounts."""
+    hw = spec.hardware
+    if hw.price_overrides:
+        from pricing.overrides import apply_overrides
+
+        path = Path(hw.price_overrides)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise InputError(f"hardware.price_overrides: {path}: no such file")
+        offers = apply_overrides(offers, path)
+    if hw.discount_percent:
+        from pricing.overrides import apply_discounts
+
+        offers = apply_discounts(offers, dict(hw.discount_percent))
+    return offers
+
+
+def with_pricing_model(spec: ApplicationSpec, pricing_model: str) -> ApplicationSpec:
+    """The same spec priced another way (on-demand, spot, reserved-1y, reserved-3y)."""
+    return spec.model_copy(update={"hardware": spec.hardware.model_copy(update={"pricing_model": pricing_model})})
+
+
 def load_profiles(profiles_csv: str | Path) -> pd.DataFrame:
     return pt.validate_profile_table(_read_csv(profiles_csv), origin=str(profiles_csv))
 
@@ -100,6 +124,7 @@ def _tvm_version(profiles: pd.DataFrame) -> str | None:
 def build(spec: ApplicationSpec, base_dir: Path | None, profiles: pd.DataFrame,
           offers: pd.DataFrame, io_bytes: dict | None = None, *, prune: bool = True) -> Problem:
     check_hardware_ids(spec, offers)
+    offers = team_offers(spec, base_dir, offers)
     if io_bytes is None:
         io_bytes = io_bytes_for(spec, base_dir)
     return build_problem(spec, profiles, offers, io_bytes, prune=prune)

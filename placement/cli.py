@@ -131,8 +131,6 @@ def _print_plan(plan) -> None:
                           markup=False, highlight=False)
     for v in plan.violations:
         out.print(f"[red]not feasible:[/red] {v}")
-    if plan.solver.reason and not plan.placements:
-        out.print(f"[red]{plan.solver.reason}[/red]")
     if plan.explanation:
         for m in plan.explanation.messages:
             out.print(f"  why: {m}", markup=False, highlight=False)

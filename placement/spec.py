@@ -98,6 +98,12 @@ class HardwareSpec(_Strict):
     edge: list[str] = Field(default_factory=list, description="edge device ids")
     cloud: list[CloudCandidate] = Field(default_factory=list)
     pricing_model: PricingModel = "on-demand"
+    discount_percent: dict[Literal["aws", "azure"], Annotated[float, Field(ge=0, lt=100)]] = Field(
+        default_factory=dict, description="negotiated discount per provider, on every cloud price"
+    )
+    price_overrides: str | None = Field(
+        default=None, description="CSV (relative to the spec) of negotiated prices: offer + price columns"
+    )
 
     @model_validator(mode="after")
     def _some_hardware(self) -> HardwareSpec:

@@ -30,11 +30,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from placement.evaluate import AssignmentError
     from placement.problem import ProblemError
     from placement.spec import SpecError
+    from pricing.fetch import PriceFetchError
     from pricing.table import OfferTableError
     from profiles.table import ProfileTableError
 
     errors: list[type[BaseException]] = [SpecError, InputError, AssignmentError, ProblemError,
-                                         OfferTableError, ProfileTableError]
+                                         OfferTableError, ProfileTableError, PriceFetchError]
     try:
         from profiles.onnx_prep import OnnxPrepError
 

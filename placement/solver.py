@@ -169,6 +169,9 @@ def _run(model: cp_model.CpModel, time_limit_s: float, seed: int, workers: int):
     solver.parameters.max_time_in_seconds = float(time_limit_s)
     solver.parameters.random_seed = int(seed)
     solver.parameters.num_workers = int(workers)
+    # Interleaved search makes a multi-worker solve repeatable: same seed, same plan (as long as
+    # it finishes within the time limit).
+    solver.parameters.interleave_search = True
     solver.status = solver.solve(model)
     return solver
 
@@ -258,18 +261,45 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             # Data reaches a piece (or the answer the site) after its producer and the crossing.
             model.add(arrive_b >= finish_a + cross)
             continue
-        # Both ends are pieces: one literal per pair of locations, tied to both ends' choices
-        # (a transportation polytope, so the LP relaxation of the crossing time is exact).
-        z = {(la, lb): model.new_bool_var(f"pair[{a}@{la},{b}@{lb}]")
-             for la in locations[a] for lb in locations[b]}
-        for la in locations[a]:
-            model.add(sum(z[la, lb] for lb in locations[b]) == at[a, la])
-        for lb in locations[b]:
-            model.add(sum(z[la, lb] for la in locations[a]) == at[b, lb])
-        pair[i] = z
-        cross = sum(_us_up(problem.transfer_ms(flow, la, lb)) * lit for (la, lb), lit in z.items())
+        # Both ends are pieces. The crossing time is the largest of a few linear terms, each
+        # exact for one kind of crossing and at most the true time for every other kind:
+        # site->cloud, cloud->site, within a region, across regions, between two site devices.
+        tr = model.new_int_var(0, horizon_us, f"cross[{a}->{b}]")
+        edge_a = sum(at[a, la] for la in locations[a] if is_edge(la))
+        edge_b = sum(at[b, lb] for lb in locations[b] if is_edge(lb))
+        cloud_a = sum(at[a, la] for la in locations[a] if not is_edge(la))
+        cloud_b = sum(at[b, lb] for lb in locations[b] if not is_edge(lb))
+        cloud_locs = sorted({loc for loc in locations[a] + locations[b] if not is_edge(loc)})
+        edge_locs = sorted({loc for loc in locations[a] + locations[b] if is_edge(loc) and loc != SITE})
+        some_edge = next((loc for loc in edge_locs), SITE)
+        some_cloud = cloud_locs[0] if cloud_locs else None
+
+        def at_or_0(node, loc):
+            return at[node, loc] if (node, loc) in at else 0
+
+        def t(la, lb):
+            return _us_up(problem.transfer_ms(flow, la, lb))
+
+        for loc in cloud_locs:
+            # up: a at the site, b in this cloud location
+            model.add(tr >= t(some_edge, loc) * (at_or_0(b, loc) - cloud_a))
+            # down: a in this cloud location, b at the site
+            model.add(tr >= t(loc, some_edge) * (at_or_0(a, loc) - cloud_b))
+            # across: a here, b in another cloud location
+            other = next((o for o in cloud_locs if o != loc), None)
+            if other is not None:
+                model.add(tr >= t(loc, other) * (at_or_0(a, loc) + cloud_b - at_or_0(b, loc) - 1))
+        if some_cloud is not None:
+            # within one cloud location (two pools, one network hop)
+            model.add(tr >= t(some_cloud, some_cloud) * (cloud_a + cloud_b - 1))
+        for dev in edge_locs:
+            other = next((o for o in edge_locs if o != dev), None)
+            if other is not None:
+                # two different devices at the site
+                model.add(tr >= t(dev, other) * (at_or_0(a, dev) + edge_b - at_or_0(b, dev) - 1))
         # Data reaches the consumer after the producer finishes and the data crosses over.
-        model.add(start[b] >= finish_a + cross)
+        model.add(start[b] >= finish_a + tr)
+        pair[i] = (edge_b, {loc: at_or_0(a, loc) for loc in cloud_locs})
 
     # The answer is back at the site within the SLO (p-th percentile, per-piece sum); outside
     # group mode this is the upper bound of `end`, set by PlacementModel.set_bounds.
@@ -338,7 +368,13 @@ def _egress_terms(model: cp_model.CpModel, problem: Problem, at: dict, pair: dic
             if flow.target == SINK:
                 lits = [lit for (p, loc), lit in at.items() if p == flow.source and in_cloud(loc)]
             else:
-                lits = [lit for (la, lb), lit in pair[i].items() if in_cloud(la) and is_edge(lb)]
+                edge_b, cloud_at = pair[i]
+                here = [lit for loc, lit in cloud_at.items() if in_cloud(loc) and not isinstance(lit, int)]
+                if not here:
+                    continue
+                crosses = model.new_bool_var(f"egress[{flow.source}->{flow.target},{provider}]")
+                model.add(crosses >= sum(here) + edge_b - 1)
+                lits = [crosses]
             volume_terms[provider] += [(mb, lit) for lit in lits]
 
     terms = []

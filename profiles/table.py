@@ -57,7 +57,7 @@ def validate_profile_table(df: pd.DataFrame, origin: str = "profile table") -> p
             row = int(bad.idxmax())
             raise ProfileTableError(
                 f"{origin}: row {row + 1}: column {column} must be a positive number, "
-                f"got {df[column].iloc[row]!r}"
+                f"got {df[column].iloc[row]}"
             )
         df[column] = values
     df[BATCH] = df[BATCH].astype("int64")

@@ -1,0 +1,171 @@
+"""Plans round-trip through JSON and validate against docs/plan.schema.json; the CLI plans from
+CSVs without TVM and answers bad input with one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from factories import one_model_spec, one_model_tables
+
+from placement import api
+from placement.cli import main
+from placement.plan import Plan, plan_json_schema
+from placement.report import markdown_summary
+from placement.spec import parse_spec, spec_json_schema
+
+DOCS = Path(__file__).parents[1] / "docs"
+
+
+@pytest.fixture
+def csv_inputs(tmp_path):
+    offers, profiles, io_bytes = one_model_tables()
+    offers.to_csv(tmp_path / "offers.csv", index=False)
+    profiles.to_csv(tmp_path / "profiles.csv", index=False)
+    spec = one_model_spec(sites=100, uplink=50.0)
+    spec["models"][0]["onnx"] = "zoo:mobilenetv2"
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return tmp_path
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["placement", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def solved_plan():
+    offers, profiles, io_bytes = one_model_tables()
+    spec = parse_spec(one_model_spec(sites=100, uplink=50.0))
+    return api.plan_spec(spec, None, profiles, offers, io_bytes=io_bytes)
+
+
+def test_plan_json_round_trips_and_validates_against_the_committed_schema(tmp_path):
+    outcome = solved_plan()
+    plan = outcome.plan
+    assert plan.status == "optimal" and plan.feasible
+    path = tmp_path / "plan.json"
+    plan.write(path)
+    again = Plan.read(path)
+    assert again == plan
+    schema = json.loads((DOCS / "plan.schema.json").read_text())
+    jsonschema.validate(json.loads(path.read_text()), schema)
+    # a plan missing a required field does not validate
+    broken = json.loads(path.read_text())
+    del broken["costs"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_committed_schemas_are_current():
+    assert json.loads((DOCS / "plan.schema.json").read_text()) == plan_json_schema()
+    assert json.loads((DOCS / "spec.schema.json").read_text()) == spec_json_schema()
+
+
+def test_plan_numbers_are_the_checkers_and_say_where_they_come_from():
+    outcome = solved_plan()
+    plan = outcome.plan
+    assert plan.costs.monthly_usd == pytest.approx(outcome.evaluation.monthly_usd, abs=0.01)
+    assert plan.latency.p95_ms == pytest.approx(outcome.evaluation.latency_ms, abs=1e-3)
+    assert sum(i.monthly_usd for i in plan.costs.items) == pytest.approx(plan.costs.monthly_usd, abs=0.05)
+    for p in plan.placements:
+        assert p.latency_source in ("measured-local", "measured-rpc", "estimated", "imported")
+        assert p.price_date
+    assert plan.provenance.price_date == "2026-01-01"
+    assert {b.name for b in plan.baselines} == {"all-cloud", "all-edge", "best single cut", "greedy per stage"}
+    cheapest_baseline = min(b.monthly_usd for b in plan.baselines if b.feasible)
+    assert plan.costs.monthly_usd <= cheapest_baseline + 0.01
+    summary = markdown_summary(plan)
+    for heading in ("## Bill of materials", "## Monthly cost by item", "## Predicted latency per path",
+                    "## Where the numbers come from"):
+        assert heading in summary
+
+
+def test_cli_plans_from_csvs_without_profiling(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    code, out, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "-o", str(d / "plan.json"),
+                             "--summary", str(d / "summary.md"))
+    assert code == 0, err
+    plan = Plan.read(d / "plan.json")
+    assert plan.status == "optimal"
+    assert plan.placements[0].offer == "aws:r0:c1"
+    assert "imported" in out
+    assert (d / "summary.md").read_text().startswith("# Placement plan: one-model")
+
+
+def test_cli_evaluate_reports_broken_constraints(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    spec = yaml.safe_load((d / "app.yaml").read_text())
+    spec["slo"]["latency_ms"] = 150.0
+    (d / "tight.yaml").write_text(yaml.safe_dump(spec))
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", str(d / "tight.yaml"), "--assign", "det=edge:pi",
+                             "--profiles", str(d / "profiles.csv"), "--offers", str(d / "offers.csv"), "--json")
+    assert code == 1
+    plan = json.loads(out)
+    assert plan["status"] == "evaluated"
+    assert any(v.startswith("SLO") for v in plan["violations"])
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--assign", "det=edge:toaster"], "no such option"),
+    (["--assign", "ghost=edge:pi"], "unknown piece"),
+    (["--assign", "det"], "expected piece=offer"),
+])
+def test_cli_evaluate_bad_assignments(csv_inputs, monkeypatch, capsys, args, words):
+    d = csv_inputs
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", str(d / "app.yaml"), *args,
+                           "--profiles", str(d / "profiles.csv"), "--offers", str(d / "offers.csv"))
+    assert code == 2 and words in err and err.count("\n") == 1
+
+
+def test_cli_bad_profile_csv_names_file_row_and_column(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    text = (d / "profiles.csv").read_text().splitlines()
+    text[2] = text[2].replace("100.0", "-4.0", 1)
+    (d / "bad.csv").write_text("\n".join(text) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "bad.csv"),
+                           "--offers", str(d / "offers.csv"))
+    assert code == 2
+    assert "bad.csv" in err and "row 2" in err and "memory_mb" in err and "got -4.0" in err
+
+
+def test_cli_missing_csv(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "nope.csv"),
+                           "--offers", str(d / "offers.csv"))
+    assert code == 2 and "nope.csv: no such file" in err
+
+
+def test_cli_infeasible_plan_explains_itself(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    spec = yaml.safe_load((d / "app.yaml").read_text())
+    spec["slo"]["latency_ms"] = 5.0
+    (d / "fast.yaml").write_text(yaml.safe_dump(spec))
+    code, out, _ = run_cli(monkeypatch, capsys, "plan", str(d / "fast.yaml"), "--profiles", str(d / "profiles.csv"),
+                           "--offers", str(d / "offers.csv"), "-o", str(d / "p.json"))
+    assert code == 1
+    assert "fastest possible p95" in out
+    plan = Plan.read(d / "p.json")
+    assert plan.explanation.binding == ["slo"]
+
+
+def test_cli_frontier(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    code, out, err = run_cli(monkeypatch, capsys, "frontier", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "--json")
+    assert code == 0, err
+    points = json.loads(out)
+    assert len(points) >= 1
+    costs = [p["costs"]["monthly_usd"] for p in points]
+    lats = [p["latency"]["p95_ms"] for p in points]
+    assert costs == sorted(costs) and lats == sorted(lats, reverse=True)

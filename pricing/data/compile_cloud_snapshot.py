@@ -20,6 +20,11 @@ named); those rows say so in `price_source` and have no spot price.
 
 Run from the repository root (needs the shared/ checkout for the 15 subset types):
     python pricing/data/compile_cloud_snapshot.py
+
+This is how the shipped snapshot was made. `python -m pricing.build_snapshot --live` rebuilds
+it instead from the providers' APIs through the same code as `placement prices refresh`
+(then with reserved prices, which this compilation has none of). Both assign hardware classes
+through `pricing.hardware_map.hardware_for`; `_row` checks the table below against it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 ot = importlib.import_module("pricing.table")  # importable once the repo root is on the path
+hardware_for = importlib.import_module("pricing.hardware_map").hardware_for
 
 DATE = "2026-11-25"
 SHARED = ROOT / ".." / "shared" / "data" / "catalog-snapshots"
@@ -331,6 +337,11 @@ def _spot(on_demand: float, zone_prices) -> float:
 
 def _row(provider, region, itype, spec, hourly, spot, source):
     vcpus, mem, acc, count, arch, hw = spec
+    # The class table above must agree with the mapping the live fetchers use.
+    mapped = hardware_for(provider, itype, {ot.VCPUS: vcpus, ot.ARCH: arch,
+                                            ot.ACCELERATOR_COUNT: count})
+    if mapped != hw:
+        raise ValueError(f"{provider} {itype}: class {hw} here, {mapped} in pricing.hardware_map")
     return {
         ot.OFFER: ot.cloud_offer_id(provider, region, itype), ot.TIER: "cloud",
         ot.PROVIDER: provider, ot.REGION: region, ot.INSTANCE_TYPE: itype, ot.HARDWARE: hw,

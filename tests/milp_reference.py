@@ -1,0 +1,89 @@
+"""An independent MILP of the placement problem in HiGHS, for cross-checking CP-SAT's optimum.
+
+Deliberately formulated differently from `placement.solver`: continuous floats instead of
+integer micro-units, and crossing times through a transportation polytope of location pairs
+instead of CP-SAT's max-of-linear-terms, so a shared mistake is unlikely.
+"""
+
+from __future__ import annotations
+
+import math
+
+import highspy
+
+from placement.problem import SINK, SITE, SOURCE, Problem, is_edge
+
+
+def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
+    h = highspy.Highs()
+    h.silent()
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", 1e-9)
+    pieces = problem.pieces
+    on = {(p, o.id): h.addBinary() for p in pieces for o in problem.options[p]}
+    locs = {p: sorted({o.location for o in problem.options[p]}) for p in pieces}
+
+    def at(p, loc):
+        return sum(on[p, o.id] for o in problem.options[p] if o.location == loc)
+
+    for p in pieces:
+        h.addConstr(sum(on[p, o.id] for o in problem.options[p]) == 1)
+    lat = {p: sum(o.latency_ms * on[p, o.id] for o in problem.options[p]) for p in pieces}
+    start = {p: h.addVariable(lb=0.0, ub=1e9) for p in pieces}
+    end = h.addVariable(lb=0.0, ub=problem.slo_ms)
+    crossing_gb: dict[str, list] = {}
+    for flow in problem.flows:
+        a, b = flow.source, flow.target
+        if a == SOURCE and b == SINK:
+            continue
+        if a == SOURCE:
+            h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, l) * at(b, l) for l in locs[b]))
+            continue
+        if b == SINK:
+            h.addConstr(end >= start[a] + lat[a] + sum(problem.transfer_ms(flow, l, SITE) * at(a, l) for l in locs[a]))
+            for l in locs[a]:
+                if not is_edge(l):
+                    crossing_gb.setdefault(l.split(":")[0], []).append(problem.egress_gb(flow) * at(a, l))
+            continue
+        z = {(la, lb): h.addVariable(lb=0.0, ub=1.0) for la in locs[a] for lb in locs[b]}
+        for la in locs[a]:
+            h.addConstr(sum(z[la, lb] for lb in locs[b]) == at(a, la))
+        for lb in locs[b]:
+            h.addConstr(sum(z[la, lb] for la in locs[a]) == at(b, lb))
+        h.addConstr(start[b] >= start[a] + lat[a] + sum(problem.transfer_ms(flow, la, lb) * v for (la, lb), v in z.items()))
+        for (la, lb), v in z.items():
+            if not is_edge(la) and is_edge(lb):
+                crossing_gb.setdefault(la.split(":")[0], []).append(problem.egress_gb(flow) * v)
+
+    cost_terms = [o.monthly_usd * on[p, o.id] for p in pieces for o in problem.options[p] if o.tier == "cloud"]
+    for d, dev in problem.devices.items():
+        users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
+        if not users:
+            continue
+        used = h.addBinary()
+        for p, o in users:
+            h.addConstr(used >= on[p, o.id])
+        h.addConstr(sum(o.utilisation * on[p, o.id] for p, o in users) <= problem.utilisation_cap)
+        h.addConstr(sum(o.memory_mb * on[p, o.id] for p, o in users) <= dev.memory_mb)
+        cost_terms.append(dev.monthly_usd_per_site * problem.sites * used)
+    for provider, terms in crossing_gb.items():
+        total_gb = sum(problem.egress_gb(f) for f in problem.flows)
+        volume = sum(terms)
+        amounts, prev_full = [], None
+        for width, price in problem.egress_tiers[provider]:
+            w = total_gb if math.isinf(width) else min(width, total_gb)
+            t = h.addVariable(lb=0.0, ub=w)
+            if prev_full is not None:
+                h.addConstr(t <= w * prev_full)
+            full = h.addBinary()
+            h.addConstr(t >= w * full)
+            amounts.append(t)
+            cost_terms.append(price * t)
+            prev_full = full
+        h.addConstr(sum(amounts) == volume)
+    cost = sum(cost_terms)
+    h.addConstr(cost <= problem.budget_usd)
+    h.minimize(cost)
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return h.getInfo().objective_function_value

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from placement.queueing import wait_ms_at_percentile
+from placement.queueing import batch_fill_ms, wait_ms_at_percentile
 from placement.spec import SINK, SOURCE, ApplicationSpec, topological_order
 from pricing import table as ot
 from profiles import table as pt
@@ -39,7 +39,7 @@ class Option:
     batch: int
     replicas: int  # cloud: replicas of the pool; edge: 1 device per site
     compute_ms_p95: float  # x calls_per_request, run one after another
-    wait_ms: float  # queueing at the SLO percentile
+    wait_ms: float  # batch fill + queueing, each at the SLO percentile
     utilisation: float  # cloud: per replica; edge: share of one site's device
     memory_mb: float
     monthly_usd: float  # cloud compute; edge devices are costed per device, not per piece
@@ -50,6 +50,7 @@ class Option:
     price_source: str = ""
     price_date: str = ""
     tvm_target: dict | None = field(default=None, hash=False, compare=False)
+    batch_fill_ms: float = 0.0
     runtime_alternatives: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -155,11 +156,9 @@ def _link_ms(nbytes: float, mbps: float, rtt_ms: float) -> float:
 
 
 def best_runtime_rows(profiles: pd.DataFrame) -> pd.DataFrame:
-    """The fastest runtime (by p95) per (piece, hardware) at batch 1; ties keep the first."""
-    rows = profiles[profiles[pt.BATCH] == 1].sort_values(
-        [pt.PIECE, pt.HARDWARE, pt.LATENCY_MS_P95, pt.RUNTIME]
-    )
-    return rows.drop_duplicates([pt.PIECE, pt.HARDWARE], keep="first")
+    """The fastest runtime (by p95) per (piece, hardware, batch); ties keep the first."""
+    rows = profiles.sort_values([pt.PIECE, pt.HARDWARE, pt.BATCH, pt.LATENCY_MS_P95, pt.RUNTIME])
+    return rows.drop_duplicates([pt.PIECE, pt.HARDWARE, pt.BATCH], keep="first")
 
 
 def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +276,9 @@ def build_problem(
 
     catalog = hardware_catalog()
     offer_records = cands.to_dict("records")
-    best_by_key = {(r[pt.PIECE], r[pt.HARDWARE]): r for r in best.to_dict("records")}
+    best_by_key: dict[tuple[str, str], dict[int, dict]] = {}
+    for r in best.to_dict("records"):
+        best_by_key.setdefault((r[pt.PIECE], r[pt.HARDWARE]), {})[int(r[pt.BATCH])] = r
     alternatives: dict[tuple[str, str], dict[str, float]] = {}
     for r in profiles[profiles[pt.BATCH] == 1].to_dict("records"):
         alternatives.setdefault((r[pt.PIECE], r[pt.HARDWARE]), {})[r[pt.RUNTIME]] = float(r[pt.LATENCY_MS_P95])
@@ -287,9 +288,10 @@ def build_problem(
         skipped_price: list[str] = []
         for offer in offer_records:
             hw = offer[ot.HARDWARE]
-            prof = best_by_key.get((piece, hw))
-            if prof is None:
+            by_batch = best_by_key.get((piece, hw))
+            if not by_batch or 1 not in by_batch:
                 continue
+            prof = by_batch[1]
             compute_p95 = float(prof[pt.LATENCY_MS_P95]) * calls
             service_ms = float(prof[pt.LATENCY_MS_P50])
             memory_mb = float(prof[pt.MEMORY_MB])
@@ -322,23 +324,32 @@ def build_problem(
             if hourly is None:
                 skipped_price.append(str(offer[ot.OFFER]))
                 continue
-            if memory_mb > float(offer[ot.MEMORY_GIB]) * 1024.0:
-                continue
-            load = total_rps * calls * service_ms / 1000.0  # offered load in replicas
-            r_min = max(1, math.ceil(load / cap - 1e-9))
             by_model = {m: _price(offer, c) for m, c in ot.PRICING_MODELS.items()}
-            for replicas in range(r_min, r_min + spec.solver.max_extra_replicas + 1):
-                util = load / replicas
-                if util >= 1.0:
+            arrival = total_rps * calls  # calls per second into the pool
+            for batch, row in sorted(by_batch.items()):
+                if memory_mb_of(row) > float(offer[ot.MEMORY_GIB]) * 1024.0:
                     continue
-                wait = wait_ms_at_percentile(replicas, total_rps * calls, service_ms, percentile)
-                piece_options.append(Option(
-                    id=f"{offer[ot.OFFER]}/{prof[pt.RUNTIME]}/b1/r{replicas}",
-                    location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
-                    compute_ms_p95=compute_p95, wait_ms=wait, utilisation=util,
-                    monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
-                    hourly_usd_by_model=by_model, **common,
-                ))
+                batch_service_ms = float(row[pt.LATENCY_MS_P50])
+                fill = batch_fill_ms(batch, arrival, percentile)
+                load = arrival * batch_service_ms / 1000.0 / batch  # offered load in replicas
+                r_min = max(1, math.ceil(load / cap - 1e-9))
+                batch_common = dict(common, batch=batch, runtime=row[pt.RUNTIME],
+                                    memory_mb=memory_mb_of(row),
+                                    latency_source=str(row[pt.SOURCE]),
+                                    error_band=None if pd.isna(row[pt.ERROR_BAND]) else float(row[pt.ERROR_BAND]))
+                for replicas in range(r_min, r_min + spec.solver.max_extra_replicas + 1):
+                    util = load / replicas
+                    if util >= 1.0:
+                        continue
+                    queue = wait_ms_at_percentile(replicas, arrival / batch, batch_service_ms, percentile)
+                    piece_options.append(Option(
+                        id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b{batch}/r{replicas}",
+                        location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
+                        compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=fill + queue,
+                        batch_fill_ms=fill, utilisation=util,
+                        monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
+                        hourly_usd_by_model=by_model, **batch_common,
+                    ))
         if skipped_price:
             notes.append(
                 f"{piece}: {len(skipped_price)} offer(s) have no {spec.hardware.pricing_model} "
@@ -360,6 +371,10 @@ def build_problem(
         price_date=_price_date(cands), spec_digest=spec.digest(),
         unplaceable=unplaceable, notes=tuple(notes),
     )
+
+
+def memory_mb_of(row: dict) -> float:
+    return float(row[pt.MEMORY_MB])
 
 
 def _price_date(cands: pd.DataFrame) -> str:

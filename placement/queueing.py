@@ -40,3 +40,18 @@ def wait_ms_at_percentile(
     if p_wait <= tail:
         return 0.0
     return 1000.0 * math.log(p_wait / tail) / (servers * mu - arrival_rps)
+
+
+def batch_fill_ms(batch: int, arrival_rps: float, percentile: float) -> float:
+    """How long the first request of a batch waits for the other `batch - 1` to arrive.
+
+    With Poisson arrivals the time for k more arrivals is Gamma(k, rate); its percentile is
+    the wait not exceeded by `percentile`% of batches (the first request waits longest).
+    """
+    if batch <= 1:
+        return 0.0
+    if arrival_rps <= 0:
+        return math.inf
+    from scipy.special import gammaincinv
+
+    return 1000.0 * float(gammaincinv(batch - 1, percentile / 100.0)) / arrival_rps

@@ -44,6 +44,7 @@ def synthetic_instance(
     budget_usd: float = 1e7,
     uplink_mbps: float = 20.0,
     max_extra_replicas: int = 2,
+    batches: tuple[int, ...] = (1, 4),
 ) -> Instance:
     rng = np.random.default_rng(seed)
     names = [f"m{i}" for i in range(n_pieces)]
@@ -98,15 +99,20 @@ def synthetic_instance(
     for name in names:
         base = float(rng.uniform(1.0, 30.0))
         memory = float(rng.uniform(20, 600))
+        # batch b takes (1 + slope * (b - 1)) times batch 1: accelerators batch well, CPUs less
+        slope = float(rng.uniform(0.25, 0.9))
         for h in hardware:
             p50 = base * speed[h] * float(rng.uniform(0.9, 1.1))
             for runtime, factor in (("tvm", float(rng.uniform(0.8, 2.5))), ("onnxruntime", 1.0)):
-                prof_rows.append({
-                    pt.PIECE: name, pt.HARDWARE: h, pt.RUNTIME: runtime, pt.BATCH: 1,
-                    pt.LATENCY_MS_P50: p50 * factor, pt.LATENCY_MS_P95: p50 * factor * 1.15,
-                    pt.MEMORY_MB: memory, pt.SOURCE: "imported", pt.MEASURED_AT: "2026-01-01",
-                    pt.TVM_VERSION: "0.27.0", pt.ERROR_BAND: None,
-                })
+                for batch in batches:
+                    scale = 1.0 + slope * (batch - 1)
+                    prof_rows.append({
+                        pt.PIECE: name, pt.HARDWARE: h, pt.RUNTIME: runtime, pt.BATCH: batch,
+                        pt.LATENCY_MS_P50: p50 * factor * scale,
+                        pt.LATENCY_MS_P95: p50 * factor * scale * 1.15,
+                        pt.MEMORY_MB: memory * (1 + 0.1 * (batch - 1)), pt.SOURCE: "imported",
+                        pt.MEASURED_AT: "2026-01-01", pt.TVM_VERSION: "0.27.0", pt.ERROR_BAND: None,
+                    })
     profiles = pd.DataFrame(prof_rows, columns=pt.PROFILE_COLUMNS)
     io_bytes = {n: (int(rng.choice([4_096, 150_528, 602_112])), int(rng.choice([4_000, 40_000])))
                 for n in names}

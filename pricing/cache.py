@@ -271,12 +271,13 @@ def merge_over(base: pd.DataFrame, tables: Iterable[pd.DataFrame]) -> pd.DataFra
 
 
 def load_offers(providers: Iterable[str] | None = None, regions: Iterable[str] | None = None,
-                *, max_age_days: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+                *, max_age_days: int | None = None, today: date | None = None
+                ) -> tuple[pd.DataFrame, list[str]]:
     """The offers to plan with: cached fetches over the embedded snapshot, and warnings.
 
     - providers: "aws", "azure", "edge" (None: all). regions filter cloud offers only; edge
       devices (region "site") stay unless `providers` leaves out "edge".
-    - max_age_days: warn about every price date older than that.
+    - max_age_days: warn about every price date older than that (counted to `today`).
     Works offline; a cache file that cannot be read is skipped with a warning.
     """
     from pricing.snapshot import load_snapshot
@@ -300,7 +301,7 @@ def load_offers(providers: Iterable[str] | None = None, regions: Iterable[str] |
     offers = ot.validate_offer_table(offers[keep].reset_index(drop=True), origin="offers")
     if max_age_days is not None:
         for day in sorted(set(offers[ot.PRICE_DATE].astype(str))):
-            w = stale_price_warning(day, max_age_days)
+            w = stale_price_warning(day, max_age_days, today)
             if w:
                 warnings.append(w)
     return offers, warnings

@@ -7,11 +7,13 @@ so one model that TVM cannot import still gets its ONNX Runtime rows.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -162,7 +164,7 @@ def profile_pieces(
             key = profile_key(digest, source.input_shapes, local.name, runtime, batch, version,
                               config, extra)
             row, measurement, problem, step = _measure_or_reuse(
-                source, runtime, key, batch, local, config, cache, version, prepared,
+                source, digest, runtime, key, batch, local, config, cache, version, prepared,
                 lambda step, r=runtime, p=source.piece: progress(p, r, step))
             done += 1
             if row is not None:
@@ -183,7 +185,7 @@ def profile_pieces(
     return report
 
 
-def _measure_or_reuse(source: PieceSource, runtime: str, key: str, batch: int,
+def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, batch: int,
                       local: HardwareClass, config: MeasureConfig, cache: ProfileCache,
                       version: str, prepared: list, progress: Callable[[str], None]):
     """(row, measurement, problem, step) for one piece under one runtime on this machine."""
@@ -196,6 +198,7 @@ def _measure_or_reuse(source: PieceSource, runtime: str, key: str, batch: int,
     if not prepared:
         progress("prepare")
         prepared.append(prepare_onnx(source.onnx_path, source.input_shapes))
+        _remember_io_bytes(cache, digest, source, prepared[0])
     progress("measure")
     try:
         if runtime == "tvm":
@@ -222,12 +225,29 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     return df.astype({c: typed[c].dtype for c in PROFILE_COLUMNS}).reset_index(drop=True)
 
 
-@lru_cache(maxsize=256)
-def _io_bytes_cached(path: str, digest: str, shapes: tuple) -> IOBytes:
-    return io_bytes(prepare_onnx(path, {name: list(dims) for name, dims in shapes}))
+def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:
+    fields = {"io_bytes": digest,
+              "input_shapes": {k: [int(d) for d in v] for k, v in sorted(input_shapes.items())},
+              "versions": {k: v for k, v in runtime_versions().items() if k != "apache-tvm"}}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def piece_io_bytes(source: PieceSource) -> IOBytes:
-    """Bytes in and out of one inference of the piece at its input shapes (memoised by content)."""
-    shapes = tuple(sorted((k, tuple(v)) for k, v in source.input_shapes.items()))
-    return _io_bytes_cached(str(source.onnx_path), model_digest(source.onnx_path), shapes)
+def _remember_io_bytes(cache: ProfileCache, digest: str, source: PieceSource,
+                       prepared) -> IOBytes:
+    io = io_bytes(prepared)
+    cache.put(_io_key(digest, source.input_shapes), {"io_bytes": dataclasses.asdict(io)})
+    return io
+
+
+def piece_io_bytes(source: PieceSource, cache: ProfileCache | None = None) -> IOBytes:
+    """Bytes in and out of one inference of the piece at its input shapes.
+
+    Cached by content next to the profile rows (`profile_pieces` fills it when it prepares a
+    model), so a warm run does not prepare the model again."""
+    cache = cache if cache is not None else ProfileCache()
+    digest = model_digest(source.onnx_path)
+    entry = cache.get(_io_key(digest, source.input_shapes))
+    if entry is not None and "io_bytes" in entry:
+        return IOBytes(**entry["io_bytes"])
+    return _remember_io_bytes(cache, digest, source,
+                              prepare_onnx(source.onnx_path, source.input_shapes))

@@ -283,8 +283,15 @@ def test_second_profile_run_measures_nothing(tmp_path, classifier_path, monkeypa
     assert (table[SOURCE] == "measured-local").all()
     assert (table[LATENCY_MS_P95] >= table[LATENCY_MS_P50]).all() and (table[LATENCY_MS_P50] > 0).all()
 
+    def no_prepare(*args, **kwargs):
+        raise AssertionError("a warm run must not prepare the model again")
+
+    real_prepare = profiler_module.prepare_onnx
+    monkeypatch.setattr(profiler_module, "prepare_onnx", no_prepare)
     second = profile_pieces(pieces, [], config=FAST, cache=cache)
     assert calls == {"tvm": 1, "onnxruntime": 1}
+    assert piece_io_bytes(pieces[0], cache).output_bytes == 5 * 4
+    monkeypatch.setattr(profiler_module, "prepare_onnx", real_prepare)
     pd.testing.assert_frame_equal(first.table, second.table)
     # a different config is a different measurement
     profile_pieces(pieces, [], runtimes=("onnxruntime",), config=FAST.model_copy(update={"repeat": 6}),

@@ -60,6 +60,28 @@ def test_erlang_c_matches_textbook_values():
     assert wait_ms_at_percentile(1, 100.0, 10.0, 95) == math.inf
 
 
+def test_batching_trades_fill_wait_for_throughput():
+    from factories import build, profile_row
+
+    offers, profiles, io_bytes = one_model_tables()
+    # batch 4 takes 20 ms (p50) / 24 ms (p95) on c1: 5 ms per request instead of 10
+    profiles.loc[len(profiles)] = {**profile_row("det", "hw-c1", 20.0, 24.0), "batch": 4}
+    problem = build(one_model_spec(sites=100, uplink=50.0, cloud_types=["c1"], edge=()), offers,
+                    profiles, io_bytes)
+    b4 = [o for o in problem.options["det"] if o.batch == 4]
+    assert b4, "batch-4 options are offered"
+    opt = min(b4, key=lambda o: o.replicas)
+    # 100 calls/s: batches of 4 arrive at 25/s, each busy 20 ms -> 0.5 replica -> 1 replica at cap 0.7
+    assert opt.replicas == 1 and opt.utilisation == pytest.approx(0.5)
+    # first request waits for 3 more: the 95th percentile of Gamma(3, 100/s) = 6.296 / 100 s
+    assert opt.batch_fill_ms == pytest.approx(62.96, abs=0.01)
+    assert opt.compute_ms_p95 == pytest.approx(24.0)
+    assert opt.wait_ms == pytest.approx(opt.batch_fill_ms + wait_ms_at_percentile(1, 25.0, 20.0, 95))
+    # batching halves the replicas (cost) at a price in latency; with a loose SLO it wins
+    result = solve(problem)
+    assert problem.option(result.assignment["det"]).batch == 4
+
+
 def test_tiered_egress():
     tiers = ((100.0, 0.0), (10_240.0, 0.09), (math.inf, 0.085))
     assert tiered_cost_usd(tiers, 50) == 0.0

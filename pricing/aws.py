@@ -29,9 +29,20 @@ from datetime import datetime
 import pandas as pd
 
 from pricing import table as ot
-from pricing.fetch import (FetchResult, PriceFetchError, Progress, backoff_s, default_sleep,
-                           iso, offer_row, offers_frame, snapshot_instance_types,
-                           snapshot_specs, summarise, utc_now)
+from pricing.fetch import (
+    FetchResult,
+    PriceFetchError,
+    Progress,
+    backoff_s,
+    default_sleep,
+    iso,
+    offer_row,
+    offers_frame,
+    snapshot_instance_types,
+    snapshot_specs,
+    summarise,
+    utc_now,
+)
 from pricing.hardware_map import ACCELERATOR_NAME, hardware_for, hardware_kind
 
 PROVIDER = "aws"
@@ -109,9 +120,15 @@ def _error_code(exc) -> str:
 
 def _fetch_error(exc: Exception, what: str) -> PriceFetchError:
     """One line for a botocore failure, naming what was being asked."""
-    from botocore.exceptions import (ClientError, ConnectionError, EndpointConnectionError,
-                                     NoCredentialsError, NoRegionError,
-                                     PartialCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return PriceFetchError(
@@ -438,9 +455,9 @@ def normalise(rec: Recorded, *, price_date: str | None = None, source_prefix: st
         median, zones = spot.get(itype, (float("nan"), 0))
         spot_price = median if median < p.hourly else float("nan")
         source = (f"{source_prefix}AWS Price List API, Linux shared tenancy on-demand"
-                  f"{'; reserved: standard no-upfront' if p.reserved_1y == p.reserved_1y else ''}"
+                  f"{'; reserved: standard no-upfront' if not math.isnan(p.reserved_1y) else ''}"
                   f" (fetched {rec.fetched_at})")
-        if spot_price == spot_price:
+        if not math.isnan(spot_price):
             source += f"; spot: median of {zones} zones' current price (DescribeSpotPriceHistory)"
         if itype not in specs:
             source += "; specs from the embedded snapshot"

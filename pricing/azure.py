@@ -27,9 +27,20 @@ from datetime import datetime
 import pandas as pd
 
 from pricing import table as ot
-from pricing.fetch import (FetchResult, PriceFetchError, Progress, backoff_s, default_sleep,
-                           iso, offer_row, offers_frame, snapshot_instance_types,
-                           snapshot_specs, summarise, utc_now)
+from pricing.fetch import (
+    FetchResult,
+    PriceFetchError,
+    Progress,
+    backoff_s,
+    default_sleep,
+    iso,
+    offer_row,
+    offers_frame,
+    snapshot_instance_types,
+    snapshot_specs,
+    summarise,
+    utc_now,
+)
 from pricing.hardware_map import hardware_for, hardware_kind
 
 PROVIDER = "azure"
@@ -150,9 +161,11 @@ def resource_skus(region: str, *, credential=None, subscription_id: str | None =
         return None, "azure-core is not installed"
     try:
         if client is None:
-            from azure.identity import DefaultAzureCredential
-            from azure.mgmt.compute import ComputeManagementClient
-
+            try:
+                from azure.identity import DefaultAzureCredential
+                from azure.mgmt.compute import ComputeManagementClient
+            except ImportError as exc:
+                return None, f"{exc.name} is not installed"
             credential = credential or DefaultAzureCredential()
             client = ComputeManagementClient(credential, subscription_id)
         skus = [_sku_dict(s) for s in client.resource_skus.list(filter=f"location eq '{region}'")
@@ -343,9 +356,9 @@ def normalise(rec: Recorded, *, price_date: str | None = None, source_prefix: st
         below = {c: (v if v < p.hourly else math.nan)
                  for c, v in (("spot", p.spot), ("r1", p.reserved_1y), ("r3", p.reserved_3y))}
         source = (f"{source_prefix}Azure Retail Prices API, Linux pay-as-you-go"
-                  f"{'; reservations /8760 h, /26280 h' if below['r1'] == below['r1'] else ''}"
+                  f"{'; reservations /8760 h, /26280 h' if not math.isnan(below['r1']) else ''}"
                   f" (fetched {rec.fetched_at})")
-        if below["spot"] == below["spot"]:
+        if not math.isnan(below["spot"]):
             source += "; spot: its spot meter price"
         if size not in specs:
             source += "; specs from the embedded snapshot"

@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import pandas as pd
 from filelock import FileLock, Timeout
@@ -85,7 +85,7 @@ def _parse_time(value) -> datetime | None:
         ts = datetime.fromisoformat(str(value))
     except ValueError:
         return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def age_days(fetched_at, now: datetime | None = None) -> float | None:
@@ -106,7 +106,7 @@ def write_entry(result: FetchResult) -> Path:
         "provider": result.provider, "region": result.region,
         "fetched_at": result.fetched_at, "source": result.source,
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        "rows": int(len(result.offers)), "warnings": list(result.warnings),
+        "rows": len(result.offers), "warnings": list(result.warnings),
         "egress_tiers": tiers,
     }
     atomic_write_text(meta_path(result.provider, result.region),
@@ -249,8 +249,9 @@ def read_cached(provider: str, region: str) -> tuple[pd.DataFrame | None, list[s
         df = ot.validate_offer_table(df, origin=str(path))
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, [f"{path}: unusable ({first}); the snapshot's {provider} {region} rows "
-                      f"are used instead"]
+        why = (f"{path}: unusable ({first}); the snapshot's {provider} {region} rows are "
+               f"used instead")
+        return None, [why]
     if is_user_edited(provider, region):
         warnings.append(f"{path} was edited by hand; its rows are used as they are")
     return df, warnings

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -63,11 +63,11 @@ def fetch_offers(provider: str, region: str, *, instance_types: Iterable[str] | 
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    return ts.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def summarise(names: Iterable[str], limit: int = 12) -> str:

@@ -14,6 +14,7 @@ provider's own device name, e.g. "T4", "Inferentia2").
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -50,7 +51,7 @@ _AZURE_SIZE = re.compile(
 
 def _known(value):
     """None for a missing value (None, NaN, empty string), else the value."""
-    if value is None or value != value or value == "":
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
 

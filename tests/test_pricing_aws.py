@@ -10,20 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from pricing import aws
-from pricing import egress
+from pricing import aws, egress
 from pricing import table as ot
 from pricing.fetch import PriceFetchError
 
 REGION = "us-east-1"
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 # --- real-shaped responses --------------------------------------------------------------------
@@ -114,7 +113,7 @@ def instance_info(itype, vcpus, mib, arch="x86_64", gpus=None, neuron=None) -> d
 
 def spot(itype, zone, price, hour=11):
     return {"AvailabilityZone": zone, "InstanceType": itype, "ProductDescription": "Linux/UNIX",
-            "SpotPrice": f"{price:.6f}", "Timestamp": datetime(2026, 12, 1, hour, tzinfo=timezone.utc)}
+            "SpotPrice": f"{price:.6f}", "Timestamp": datetime(2026, 12, 1, hour, tzinfo=UTC)}
 
 
 def ec2_filters(itype):
@@ -284,7 +283,7 @@ def test_denied_spec_and_spot_calls_fall_back_with_warnings(clients):
 
 
 def test_throttling_that_does_not_stop_becomes_a_fetch_error(clients):
-    pricing, ps, ec2, es = clients
+    pricing, ps, ec2, _ = clients
     for _ in range(aws.RETRIES + 1):
         ps.add_client_error("get_products", service_error_code="ThrottlingException",
                             service_message="Rate exceeded", http_status_code=400)
@@ -299,7 +298,7 @@ def test_throttling_that_does_not_stop_becomes_a_fetch_error(clients):
 
 
 def test_access_denied_on_prices_is_a_fetch_error(clients):
-    pricing, ps, ec2, es = clients
+    pricing, ps, ec2, _ = clients
     ps.add_client_error("get_products", service_error_code="AccessDeniedException",
                         service_message="User is not authorized to perform: pricing:GetProducts",
                         http_status_code=400)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -25,7 +25,7 @@ from pricing import table as ot
 from pricing.fetch import PriceFetchError
 
 REGION = "eastus"
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SUB = "00000000-1111-2222-3333-444444444444"
 SKUS_URL = f"https://management.azure.com/subscriptions/{SUB}/providers/Microsoft.Compute/skus"
 

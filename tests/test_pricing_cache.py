@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -59,7 +59,7 @@ class Fetcher:
 
 
 def _now(days_after_fetch: float) -> datetime:
-    return datetime(2026, 12, 1, 12, tzinfo=timezone.utc) + timedelta(days=days_after_fetch)
+    return datetime(2026, 12, 1, 12, tzinfo=UTC) + timedelta(days=days_after_fetch)
 
 
 # --- refresh and the files it writes -----------------------------------------------------------

@@ -53,7 +53,7 @@ def best_single_cut(problem: Problem, **kw) -> BaselineResult:
     order = problem.pieces
     for k in range(len(order) + 1):
         head = set(order[:k])
-        sub = _restricted(problem, lambda p, o: (o.tier == "edge") == (p in head))
+        sub = _restricted(problem, lambda p, o, head=head: (o.tier == "edge") == (p in head))
         ev = _cheapest(sub, **kw)
         if ev is not None and (best is None or ev.monthly_usd < best[1].monthly_usd):
             best = (k, ev)

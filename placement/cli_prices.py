@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -92,8 +92,8 @@ def _status_line(enabled: bool):
 @prices_app.command("refresh")
 def refresh(
     provider: str = typer.Option(..., "--provider", help="aws or azure"),
-    regions: List[str] = typer.Option(..., "--region", help="a region (repeat for more)"),
-    instance_types: Optional[List[str]] = typer.Option(
+    regions: list[str] = typer.Option(..., "--region", help="a region (repeat for more)"),
+    instance_types: Optional[list[str]] = typer.Option(
         None, "--instance-type", help="only these (repeat); default: the types the snapshot knows"),
     max_age_days: Optional[float] = typer.Option(
         None, "--max-age-days", help="skip regions fetched less than this many days ago"),
@@ -101,9 +101,9 @@ def refresh(
 ) -> None:
     """Fetch current prices from the provider's APIs into the local catalog cache.
 
-    AWS needs credentials from the default chain (env, ~/.aws, SSO, instance role); Azure
-    prices are public (specs come from the Resource SKUs API when AZURE_SUBSCRIPTION_ID and a
-    credential are at hand, else from the snapshot). On failure the old prices stay in use.
+    AWS: credentials from the default chain (env, ~/.aws, SSO, instance role).
+    Azure: prices are public; specs need AZURE_SUBSCRIPTION_ID and a credential, else the snapshot's.
+    On failure the previous prices stay in use and the command exits with 2.
     """
     from pricing.cache import refresh as refresh_region
     from pricing.fetch import PROVIDER_MODULES, PriceFetchError

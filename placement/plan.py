@@ -7,7 +7,7 @@ number says where it came from (measured / estimated / imported profile, price s
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -261,7 +261,7 @@ def make_plan(
 def _provenance(problem: Problem, sources: dict, tvm_version: str | None) -> Provenance:
     return Provenance(
         spec_sha256=problem.spec_digest, price_date=problem.price_date, tvm_version=tvm_version,
-        profile_sources=sources, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        profile_sources=sources, generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=_tool_version(),
     )
 

@@ -265,7 +265,6 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         # exact for one kind of crossing and at most the true time for every other kind:
         # site->cloud, cloud->site, within a region, across regions, between two site devices.
         tr = model.new_int_var(0, horizon_us, f"cross[{a}->{b}]")
-        edge_a = sum(at[a, la] for la in locations[a] if is_edge(la))
         edge_b = sum(at[b, lb] for lb in locations[b] if is_edge(lb))
         cloud_a = sum(at[a, la] for la in locations[a] if not is_edge(la))
         cloud_b = sum(at[b, lb] for lb in locations[b] if not is_edge(lb))
@@ -275,9 +274,9 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         some_cloud = cloud_locs[0] if cloud_locs else None
 
         def at_or_0(node, loc):
-            return at[node, loc] if (node, loc) in at else 0
+            return at.get((node, loc), 0)
 
-        def t(la, lb):
+        def t(la, lb, flow=flow):
             return _us_up(problem.transfer_ms(flow, la, lb))
 
         for loc in cloud_locs:
@@ -360,7 +359,7 @@ def _egress_terms(model: cp_model.CpModel, problem: Problem, at: dict, pair: dic
         if mb <= 0:
             continue
         for provider in providers:
-            def in_cloud(loc: str) -> bool:
+            def in_cloud(loc: str, provider: str = provider) -> bool:
                 return not is_edge(loc) and loc.split(":", 1)[0] == provider
 
             # An answer leaves `provider`'s cloud when the producer runs there and the consumer

@@ -37,13 +37,13 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
         if a == SOURCE and b == SINK:
             continue
         if a == SOURCE:
-            h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, l) * at(b, l) for l in locs[b]))
+            h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, loc) * at(b, loc) for loc in locs[b]))
             continue
         if b == SINK:
-            h.addConstr(end >= start[a] + lat[a] + sum(problem.transfer_ms(flow, l, SITE) * at(a, l) for l in locs[a]))
-            for l in locs[a]:
-                if not is_edge(l):
-                    crossing_gb.setdefault(l.split(":")[0], []).append(problem.egress_gb(flow) * at(a, l))
+            h.addConstr(end >= start[a] + lat[a] + sum(problem.transfer_ms(flow, loc, SITE) * at(a, loc) for loc in locs[a]))
+            for loc in locs[a]:
+                if not is_edge(loc):
+                    crossing_gb.setdefault(loc.split(":")[0], []).append(problem.egress_gb(flow) * at(a, loc))
             continue
         z = {(la, lb): h.addVariable(lb=0.0, ub=1.0) for la in locs[a] for lb in locs[b]}
         for la in locs[a]:

@@ -112,9 +112,9 @@ def test_corrupt_onnx_file(tmp_path):
 
 
 def test_onnx_file_needs_matching_inputs(tmp_path):
-    from profiles.zoo import build_zoo_model
-
     import onnx
+
+    from profiles.zoo import build_zoo_model
 
     onnx.save(build_zoo_model("mobilenetv2"), tmp_path / "m.onnx")
     wrong = mutate(models__0__onnx="m.onnx", models__0__inputs={"image": [1, 3, 224, 224]})

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from placement.problem import HOURS_PER_MONTH, SINK, SITE, SOURCE, Option, Problem, is_edge
+from pricing.egress import tiered_cost_usd
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,6 @@ class AssignmentError(ValueError):
 
 def location_of(node: str, assignment: dict) -> str:
     return SITE if node in (SOURCE, SINK) else assignment[node].location
-
-
-def tiered_cost_usd(tiers, gb: float) -> float:
-    """Cost of `gb` under consecutive (width_gb, usd_per_gb) tiers; the last width may be inf."""
-    cost, left = 0.0, gb
-    for width, price in tiers:
-        used = min(left, width)
-        cost += used * price
-        left -= used
-        if left <= 0:
-            break
-    return cost
 
 
 def egress_gb_by_provider(problem: Problem, assignment: dict) -> dict:

@@ -49,18 +49,23 @@ def egress_source(provider: str) -> str:
     return f"{_provider(provider)['source']} (list prices as of {egress_date()})"
 
 
-def monthly_egress_usd(provider: str, gb_per_month: float) -> float:
-    """List price of `gb_per_month` GB leaving `provider`'s cloud for the internet in a month."""
-    if gb_per_month < 0:
-        raise ValueError("gb_per_month must be >= 0")
-    cost, left = 0.0, float(gb_per_month)
-    for width, price in egress_tiers(provider):
+def tiered_cost_usd(tiers, gb: float) -> float:
+    """Cost of `gb` under consecutive (width_gb, usd_per_gb) tiers; the last width may be inf."""
+    cost, left = 0.0, float(gb)
+    for width, price in tiers:
         used = min(left, width)
         cost += used * price
         left -= used
         if left <= 0:
             break
     return cost
+
+
+def monthly_egress_usd(provider: str, gb_per_month: float) -> float:
+    """List price of `gb_per_month` GB leaving `provider`'s cloud for the internet in a month."""
+    if gb_per_month < 0:
+        raise ValueError("gb_per_month must be >= 0")
+    return tiered_cost_usd(egress_tiers(provider), gb_per_month)
 
 
 def marginal_egress_usd_per_gb(provider: str, gb_per_month: float) -> float:

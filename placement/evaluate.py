@@ -62,8 +62,11 @@ class AssignmentError(ValueError):
     """An assignment that names an unknown piece or option."""
 
 
-def location_of(node: str, assignment: dict) -> str:
-    return SITE if node in (SOURCE, SINK) else assignment[node].location
+def location_of(node: str, assignment: dict, *, entry: bool = False) -> str:
+    """Where a node's output leaves from, or (entry=True) where its input must arrive."""
+    if node in (SOURCE, SINK):
+        return SITE
+    return assignment[node].entry if entry else assignment[node].location
 
 
 def egress_gb_by_provider(problem: Problem, assignment: dict) -> dict:
@@ -71,7 +74,7 @@ def egress_gb_by_provider(problem: Problem, assignment: dict) -> dict:
     volume: dict[str, float] = {}
     for flow in problem.flows:
         loc_from = location_of(flow.source, assignment)
-        loc_to = location_of(flow.target, assignment)
+        loc_to = location_of(flow.target, assignment, entry=True)
         if not is_edge(loc_from) and is_edge(loc_to):
             provider = loc_from.split(":", 1)[0]
             volume[provider] = volume.get(provider, 0.0) + problem.egress_gb(flow)
@@ -102,7 +105,8 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
     transfers: list[Transfer] = []
     incoming: dict[str, list] = {}
     for flow in problem.flows:
-        loc_from, loc_to = location_of(flow.source, chosen), location_of(flow.target, chosen)
+        loc_from = location_of(flow.source, chosen)
+        loc_to = location_of(flow.target, chosen, entry=True)
         t = Transfer(flow.source, flow.target, flow.bytes_per_request, loc_from, loc_to,
                      problem.transfer_ms(flow, loc_from, loc_to))
         transfers.append(t)
@@ -134,9 +138,9 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
             ))
     device_load: dict[str, tuple[float, float]] = {}
     for opt in chosen.values():
-        if opt.tier == "edge":
-            util, mem = device_load.get(opt.offer, (0.0, 0.0))
-            device_load[opt.offer] = (util + opt.utilisation, mem + opt.memory_mb)
+        if opt.device_offer is not None:
+            util, mem = device_load.get(opt.device_offer, (0.0, 0.0))
+            device_load[opt.device_offer] = (util + opt.device_utilisation, mem + opt.device_memory_mb)
     for offer in sorted(device_load):
         dev = problem.devices[offer]
         items.append(CostItem(

@@ -52,10 +52,40 @@ class Option:
     tvm_target: dict | None = field(default=None, hash=False, compare=False)
     batch_fill_ms: float = 0.0
     runtime_alternatives: dict = field(default_factory=dict, hash=False, compare=False)
+    # A split model (Neurosurgeon-style): the head runs on a site device, the cut tensor crosses
+    # the uplink, the tail runs in this option's cloud pool. None for a whole model.
+    cut: str | None = None
+    cut_bytes: float = 0.0
+    cut_transfer_ms: float = 0.0
+    head: dict | None = field(default=None, hash=False, compare=False)
 
     @property
     def latency_ms(self) -> float:
         return self.compute_ms_p95 + self.wait_ms
+
+    @property
+    def entry(self) -> str:
+        """Where this piece's input must arrive: the head's device for a split model."""
+        return self.head["offer"] if self.head else self.location
+
+    @property
+    def device_offer(self) -> str | None:
+        """The site device this option occupies, if any."""
+        if self.tier == "edge":
+            return self.offer
+        return self.head["offer"] if self.head else None
+
+    @property
+    def device_utilisation(self) -> float:
+        if self.tier == "edge":
+            return self.utilisation
+        return self.head["utilisation"] if self.head else 0.0
+
+    @property
+    def device_memory_mb(self) -> float:
+        if self.tier == "edge":
+            return self.memory_mb
+        return self.head["memory_mb"] if self.head else 0.0
 
 
 @dataclass(frozen=True)

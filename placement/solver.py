@@ -216,12 +216,15 @@ def _build(problem: Problem, *, groups: bool) -> dict:
     pieces = problem.pieces
 
     # --- data -------------------------------------------------------------------------------
+    # Where a piece's output leaves from (`locations`) and where its input arrives (`entries`):
+    # the same place, except for a split model whose head runs at the site and tail in the cloud.
     locations = {p: sorted({o.location for o in problem.options[p]}) for p in pieces}
+    entries = {p: sorted({o.entry for o in problem.options[p]}) for p in pieces}
     horizon = sum(max(o.latency_ms for o in problem.options[p]) for p in pieces)
     horizon += sum(
         max(problem.transfer_ms(f, a, b)
             for a in ([SITE] if f.source == SOURCE else locations[f.source])
-            for b in ([SITE] if f.target == SINK else locations[f.target]))
+            for b in ([SITE] if f.target == SINK else entries[f.target]))
         for f in problem.flows
     )
     horizon_us = _us_up(horizon) + 1
@@ -229,6 +232,11 @@ def _build(problem: Problem, *, groups: bool) -> dict:
     # --- variables --------------------------------------------------------------------------
     on = {(p, o.id): model.new_bool_var(f"on[{p},{o.id}]") for p in pieces for o in problem.options[p]}
     at = {(p, loc): model.new_bool_var(f"at[{p},{loc}]") for p in pieces for loc in locations[p]}
+    at_in = {}
+    for p in pieces:
+        split = any(o.entry != o.location for o in problem.options[p])
+        for loc in entries[p]:
+            at_in[p, loc] = model.new_bool_var(f"at_in[{p},{loc}]") if split else at[p, loc]
     start = {p: model.new_int_var(0, horizon_us, f"start[{p}]") for p in pieces}
     end = model.new_int_var(0, horizon_us, "end")
     used = {d: model.new_bool_var(f"used[{problem.devices[d].device}]") for d in problem.devices}
@@ -242,6 +250,9 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         # at[p, loc] says where the chosen option runs.
         for loc in locations[p]:
             model.add(at[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.location == loc))
+        for loc in entries[p]:
+            if at_in[p, loc] is not at.get((p, loc)):
+                model.add(at_in[p, loc] == sum(on[p, o.id] for o in problem.options[p] if o.entry == loc))
 
     pair: dict[int, dict] = {}  # flow index -> {(loc_a, loc_b): both-here literal}
     for i, flow in enumerate(problem.flows):
@@ -252,12 +263,10 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             continue
         if a == SOURCE or b == SINK:
             # One end is the site: the crossing time is linear in where the other end runs.
-            node = b if a == SOURCE else a
-            cross = sum(
-                _us_up(problem.transfer_ms(flow, SITE, loc) if a == SOURCE
-                       else problem.transfer_ms(flow, loc, SITE)) * at[node, loc]
-                for loc in locations[node]
-            )
+            if a == SOURCE:
+                cross = sum(_us_up(problem.transfer_ms(flow, SITE, loc)) * at_in[b, loc] for loc in entries[b])
+            else:
+                cross = sum(_us_up(problem.transfer_ms(flow, loc, SITE)) * at[a, loc] for loc in locations[a])
             # Data reaches a piece (or the answer the site) after its producer and the crossing.
             model.add(arrive_b >= finish_a + cross)
             continue
@@ -265,16 +274,16 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         # exact for one kind of crossing and at most the true time for every other kind:
         # site->cloud, cloud->site, within a region, across regions, between two site devices.
         tr = model.new_int_var(0, horizon_us, f"cross[{a}->{b}]")
-        edge_b = sum(at[b, lb] for lb in locations[b] if is_edge(lb))
+        edge_b = sum(at_in[b, lb] for lb in entries[b] if is_edge(lb))
         cloud_a = sum(at[a, la] for la in locations[a] if not is_edge(la))
-        cloud_b = sum(at[b, lb] for lb in locations[b] if not is_edge(lb))
-        cloud_locs = sorted({loc for loc in locations[a] + locations[b] if not is_edge(loc)})
-        edge_locs = sorted({loc for loc in locations[a] + locations[b] if is_edge(loc) and loc != SITE})
+        cloud_b = sum(at_in[b, lb] for lb in entries[b] if not is_edge(lb))
+        cloud_locs = sorted({loc for loc in locations[a] + entries[b] if not is_edge(loc)})
+        edge_locs = sorted({loc for loc in locations[a] + entries[b] if is_edge(loc) and loc != SITE})
         some_edge = next((loc for loc in edge_locs), SITE)
         some_cloud = cloud_locs[0] if cloud_locs else None
 
-        def at_or_0(node, loc):
-            return at.get((node, loc), 0)
+        def at_or_0(node, loc, b=b):
+            return (at_in if node == b else at).get((node, loc), 0)
 
         def t(la, lb, flow=flow):
             return _us_up(problem.transfer_ms(flow, la, lb))
@@ -306,19 +315,19 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         enforced(model.add(end <= _us_floor(problem.slo_ms)), "slo")
 
     for d, dev in problem.devices.items():
-        users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
+        users = [(p, o) for p in pieces for o in problem.options[p] if o.device_offer == d]
         # A site owns one of this device model if any piece runs on it.
         for p, o in users:
             model.add_implication(on[p, o.id], used[d])
         model.add(used[d] <= sum(on[p, o.id] for p, o in users))
         # Pieces sharing a site's device stay under the utilisation cap...
         enforced(model.add(
-            sum(int(math.ceil(o.utilisation * MICRO)) * on[p, o.id] for p, o in users)
+            sum(int(math.ceil(o.device_utilisation * MICRO)) * on[p, o.id] for p, o in users)
             <= int(problem.utilisation_cap * MICRO)
         ), "throughput")
         # ...and fit its memory together.
         enforced(model.add(
-            sum(int(math.ceil(o.memory_mb)) * on[p, o.id] for p, o in users)
+            sum(int(math.ceil(o.device_memory_mb)) * on[p, o.id] for p, o in users)
             <= int(dev.memory_mb)
         ), "memory")
 

@@ -22,9 +22,13 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
     pieces = problem.pieces
     on = {(p, o.id): h.addBinary() for p in pieces for o in problem.options[p]}
     locs = {p: sorted({o.location for o in problem.options[p]}) for p in pieces}
+    ins = {p: sorted({o.entry for o in problem.options[p]}) for p in pieces}
 
     def at(p, loc):
         return sum(on[p, o.id] for o in problem.options[p] if o.location == loc)
+
+    def at_in(p, loc):
+        return sum(on[p, o.id] for o in problem.options[p] if o.entry == loc)
 
     for p in pieces:
         h.addConstr(sum(on[p, o.id] for o in problem.options[p]) == 1)
@@ -37,7 +41,7 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
         if a == SOURCE and b == SINK:
             continue
         if a == SOURCE:
-            h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, loc) * at(b, loc) for loc in locs[b]))
+            h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, loc) * at_in(b, loc) for loc in ins[b]))
             continue
         if b == SINK:
             h.addConstr(end >= start[a] + lat[a] + sum(problem.transfer_ms(flow, loc, SITE) * at(a, loc) for loc in locs[a]))
@@ -45,11 +49,11 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
                 if not is_edge(loc):
                     crossing_gb.setdefault(loc.split(":")[0], []).append(problem.egress_gb(flow) * at(a, loc))
             continue
-        z = {(la, lb): h.addVariable(lb=0.0, ub=1.0) for la in locs[a] for lb in locs[b]}
+        z = {(la, lb): h.addVariable(lb=0.0, ub=1.0) for la in locs[a] for lb in ins[b]}
         for la in locs[a]:
-            h.addConstr(sum(z[la, lb] for lb in locs[b]) == at(a, la))
-        for lb in locs[b]:
-            h.addConstr(sum(z[la, lb] for la in locs[a]) == at(b, lb))
+            h.addConstr(sum(z[la, lb] for lb in ins[b]) == at(a, la))
+        for lb in ins[b]:
+            h.addConstr(sum(z[la, lb] for la in locs[a]) == at_in(b, lb))
         h.addConstr(start[b] >= start[a] + lat[a] + sum(problem.transfer_ms(flow, la, lb) * v for (la, lb), v in z.items()))
         for (la, lb), v in z.items():
             if not is_edge(la) and is_edge(lb):
@@ -57,14 +61,14 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
 
     cost_terms = [o.monthly_usd * on[p, o.id] for p in pieces for o in problem.options[p] if o.tier == "cloud"]
     for d, dev in problem.devices.items():
-        users = [(p, o) for p in pieces for o in problem.options[p] if o.offer == d]
+        users = [(p, o) for p in pieces for o in problem.options[p] if o.device_offer == d]
         if not users:
             continue
         used = h.addBinary()
         for p, o in users:
             h.addConstr(used >= on[p, o.id])
-        h.addConstr(sum(o.utilisation * on[p, o.id] for p, o in users) <= problem.utilisation_cap)
-        h.addConstr(sum(o.memory_mb * on[p, o.id] for p, o in users) <= dev.memory_mb)
+        h.addConstr(sum(o.device_utilisation * on[p, o.id] for p, o in users) <= problem.utilisation_cap)
+        h.addConstr(sum(o.device_memory_mb * on[p, o.id] for p, o in users) <= dev.memory_mb)
         cost_terms.append(dev.monthly_usd_per_site * problem.sites * used)
     for provider, terms in crossing_gb.items():
         total_gb = sum(problem.egress_gb(f) for f in problem.flows)

@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -81,6 +82,14 @@ def retail_filter(region: str, price_type: str) -> str:
             f"and armRegionName eq '{region}'")
 
 
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests failure, short (not the whole retried URL)."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    text = str(reason).split(": ", 1)[-1] if not isinstance(reason, str) else reason
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160]}"
+
+
 def _get_page(session, url: str, params: dict | None, sleep, retries: int = RETRIES) -> dict:
     import requests
 
@@ -88,9 +97,8 @@ def _get_page(session, url: str, params: dict | None, sleep, retries: int = RETR
         try:
             resp = session.get(url, params=params, timeout=TIMEOUT_S)
         except requests.RequestException as exc:
-            raise PriceFetchError(f"azure: cannot reach the Retail Prices API "
-                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-                                  ) from None
+            raise PriceFetchError(f"azure: cannot reach the Retail Prices API at "
+                                  f"{urlparse(url).hostname} ({_reason(exc)})") from None
         if resp.status_code == 429 or resp.status_code >= 500:
             if attempt == retries:
                 raise PriceFetchError(f"azure: Retail Prices API answered HTTP "

@@ -33,11 +33,14 @@ class PlanOutcome:
 
 
 def load_offers(offers_csv: str | Path | None = None) -> pd.DataFrame:
-    """The embedded price snapshot, or a user's OfferTable CSV (DESIGN.md columns)."""
+    """Refreshed prices from the catalog cache over the embedded snapshot, or a user's OfferTable
+    CSV (DESIGN.md columns). Warnings (unreadable cache files) ride in `df.attrs["warnings"]`."""
     if offers_csv is None:
-        from pricing.snapshot import load_snapshot
+        from pricing.cache import load_offers as cached_offers
 
-        return load_snapshot()
+        offers, warnings = cached_offers()
+        offers.attrs["warnings"] = warnings
+        return offers
     return ot.validate_offer_table(_read_csv(offers_csv), origin=str(offers_csv))
 
 

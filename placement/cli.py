@@ -91,6 +91,37 @@ def _progress(enabled: bool):
         yield on_progress
 
 
+def _offers(offers_csv: Optional[Path]):
+    """Offers for planning; cache problems are warnings on stderr, never fatal."""
+    from placement import api
+
+    offers = api.load_offers(offers_csv)
+    for warning in offers.attrs.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    return offers
+
+
+def _with_prices(spec, pricing_model: Optional[str], discount: list[str]):
+    """The spec with the command line's pricing model and discounts, validated like the spec's."""
+    from placement.spec import SpecError, parse_spec
+
+    data = spec.model_dump(mode="json", by_alias=True)
+    if pricing_model:
+        data["hardware"]["pricing_model"] = pricing_model
+    for item in discount:
+        provider, _, percent = item.partition("=")
+        try:
+            data["hardware"]["discount_percent"][provider.strip()] = float(percent)
+        except ValueError:
+            raise SpecError("--discount", f"expected provider=percent, got {item!r}") from None
+    if not pricing_model and not discount:
+        return spec
+    try:
+        return parse_spec(data, origin="command line")
+    except SpecError as exc:
+        raise SpecError(exc.field, exc.message, "command line") from None
+
+
 def _load(spec_path: Path):
     from placement.spec import load_spec
 
@@ -142,6 +173,9 @@ def _print_plan(plan) -> None:
         lat = "—" if b.latency_ms_p95 is None else f"{b.latency_ms_p95:.1f} ms"
         out.print(f"  baseline {b.name:<17} {cost:>12}/month  {lat:>10}  {'feasible' if b.feasible else 'infeasible'}",
                   markup=False, highlight=False)
+    for note in plan.notes:
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
     out.print(f"prices as of {plan.provenance.price_date}; estimated rows in yellow "
               f"(provisional estimates, see the error band)")
 
@@ -166,7 +200,7 @@ def demo(
 
     started = time.perf_counter()
     spec, base_dir = _load(api.demo_spec_path())
-    offers = api.load_offers()
+    offers = _offers(None)
     profiles, _ = _profiles_for(spec, base_dir, offers, None, not as_json)
     outcome = api.plan_spec(spec, base_dir, profiles, offers)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +221,9 @@ def plan(
     output: Path = typer.Option(Path("plan.json"), "-o", "--output"),
     summary: Optional[Path] = typer.Option(None, "--summary", help="also write a Markdown summary"),
     objective: str = typer.Option("cost", "--objective", help="cost (default) or latency"),
+    pricing_model: Optional[str] = typer.Option(
+        None, "--pricing-model", help="on-demand, spot, reserved-1y or reserved-3y (overrides the spec)"),
+    discount: list[str] = typer.Option([], "--discount", help="provider=percent, e.g. aws=12.5 (overrides the spec)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cheapest placement meeting the SLO and the budget; writes plan.json."""
@@ -195,7 +232,8 @@ def plan(
     if objective not in ("cost", "latency"):
         raise api.InputError(f"--objective: must be cost or latency, got {objective!r}")
     spec, base_dir = _load(spec_path)
-    offers = api.load_offers(offers_csv)
+    spec = _with_prices(spec, pricing_model, discount)
+    offers = _offers(offers_csv)
     profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
     outcome = api.plan_spec(spec, base_dir, profiles, offers, objective=objective)
     _write_outputs(outcome, output, summary)
@@ -221,7 +259,7 @@ def frontier(
     from placement import api
 
     spec, base_dir = _load(spec_path)
-    offers = api.load_offers(offers_csv)
+    offers = _offers(offers_csv)
     profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
     plans = api.frontier_spec(spec, base_dir, profiles, offers, max_points=points)
     payload = "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
@@ -261,7 +299,7 @@ def evaluate(
         piece, offer = item.split("=", 1)
         wanted[piece.strip()] = offer.strip()
     spec, base_dir = _load(spec_path)
-    offers = api.load_offers(offers_csv)
+    offers = _offers(offers_csv)
     profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
     outcome = api.evaluate_spec(spec, base_dir, profiles, offers, wanted)
     if as_json:

@@ -22,10 +22,10 @@ def profile(
 ) -> None:
     """Measure every model here (TVM and ONNX Runtime, cached) and estimate it on candidate hardware."""
     from placement import api
-    from placement.cli import _load, _profiles_for, out
+    from placement.cli import _load, _offers, _profiles_for, out
 
     spec, base_dir = _load(spec_path)
-    offers = api.load_offers(offers_csv)
+    offers = _offers(offers_csv)
     table, _ = _profiles_for(spec, base_dir, offers, None, not as_json)
     if output:
         from profiles.paths import atomic_write_text

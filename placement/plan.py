@@ -200,6 +200,11 @@ def make_plan(
     )
     notes = list(problem.notes)
     notes.append("p95 latencies are summed along each path: a conservative bound on the end-to-end p95.")
+    from pricing.cache import stale_price_warning
+
+    stale = stale_price_warning(problem.price_date, problem.max_price_age_days)
+    if stale:
+        notes.insert(0, f"warning: {stale}")
     if evaluation is None:
         return Plan(
             application=problem.name, status=solver_status.status, feasible=False,

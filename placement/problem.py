@@ -135,6 +135,7 @@ class Problem:
     spec_digest: str
     unplaceable: dict = field(default_factory=dict)  # piece -> why it has no options
     notes: tuple[str, ...] = ()
+    max_price_age_days: int = 30
 
     def option(self, option_id: str) -> Option:
         for opts in self.options.values():
@@ -400,6 +401,7 @@ def build_problem(
         egress_tiers=egress_tiers, egress_source=egress_source,
         price_date=_price_date(cands), spec_digest=spec.digest(),
         unplaceable=unplaceable, notes=tuple(notes),
+        max_price_age_days=spec.hardware.max_price_age_days,
     )
 
 

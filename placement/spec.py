@@ -101,6 +101,9 @@ class HardwareSpec(_Strict):
     discount_percent: dict[Literal["aws", "azure"], Annotated[float, Field(ge=0, lt=100)]] = Field(
         default_factory=dict, description="negotiated discount per provider, on every cloud price"
     )
+    max_price_age_days: PositiveInt = Field(
+        default=30, description="plans warn when the prices they used are older than this"
+    )
     price_overrides: str | None = Field(
         default=None, description="CSV (relative to the spec) of negotiated prices: offer + price columns"
     )

@@ -84,6 +84,8 @@ def test_plan_numbers_are_the_checkers_and_say_where_they_come_from():
     assert {b.name for b in plan.baselines} == {"all-cloud", "all-edge", "best single cut", "greedy per stage"}
     cheapest_baseline = min(b.monthly_usd for b in plan.baselines if b.feasible)
     assert plan.costs.monthly_usd <= cheapest_baseline + 0.01
+    # test prices are dated 2026-01-01: far older than the 30-day default, so the plan warns
+    assert any(n.startswith("warning: prices dated 2026-01-01") for n in plan.notes)
     summary = markdown_summary(plan)
     for heading in ("## Bill of materials", "## Monthly cost by item", "## Predicted latency per path",
                     "## Where the numbers come from"):
@@ -169,3 +171,21 @@ def test_cli_frontier(csv_inputs, monkeypatch, capsys):
     costs = [p["costs"]["monthly_usd"] for p in points]
     lats = [p["latency"]["p95_ms"] for p in points]
     assert costs == sorted(costs) and lats == sorted(lats, reverse=True)
+
+
+def test_cli_prices_a_plan_at_spot_with_a_discount(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    code, out, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "--pricing-model", "spot", "--discount", "aws=50",
+                             "-o", str(d / "spot.json"))
+    assert code == 0, err
+    plan = Plan.read(d / "spot.json")
+    compute = [i for i in plan.costs.items if i.kind == "compute"]
+    # 2 replicas x spot 0.03 $/h less 50% x 730 h
+    assert compute[0].monthly_usd == pytest.approx(2 * 0.03 * 0.5 * 730, abs=0.01)
+    assert plan.costs.pricing_model == "spot"
+    assert plan.costs.by_pricing_model["on-demand"] > plan.costs.by_pricing_model["spot"]
+    assert "discount" in compute[0].source
+    code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                           "--offers", str(d / "offers.csv"), "--discount", "aws=abc")
+    assert code == 2 and "--discount" in err

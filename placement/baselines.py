@@ -38,7 +38,7 @@ def _cheapest(problem: Problem | None, **kw) -> Evaluation | None:
 
 
 def all_cloud(problem: Problem, **kw) -> BaselineResult:
-    ev = _cheapest(_restricted(problem, lambda p, o: o.tier == "cloud"), **kw)
+    ev = _cheapest(_restricted(problem, lambda p, o: o.tier == "cloud" and o.cut is None), **kw)
     return BaselineResult("all-cloud", ev, "" if ev else "no all-cloud plan meets the constraints")
 
 
@@ -53,7 +53,7 @@ def best_single_cut(problem: Problem, **kw) -> BaselineResult:
     order = problem.pieces
     for k in range(len(order) + 1):
         head = set(order[:k])
-        sub = _restricted(problem, lambda p, o, head=head: (o.tier == "edge") == (p in head))
+        sub = _restricted(problem, lambda p, o, head=head: o.cut is None and (o.tier == "edge") == (p in head))
         ev = _cheapest(sub, **kw)
         if ev is not None and (best is None or ev.monthly_usd < best[1].monthly_usd):
             best = (k, ev)
@@ -63,6 +63,17 @@ def best_single_cut(problem: Problem, **kw) -> BaselineResult:
     note = (f"edge runs {', '.join(order[:k])}" if k else "everything in the cloud") + (
         "" if k in (0, len(order)) else f"; cloud runs {', '.join(order[k:])}")
     return BaselineResult("best single cut", ev, note)
+
+
+def best_cut_per_model(problem: Problem, **kw) -> BaselineResult | None:
+    """Neurosurgeon-style: every model that can be split runs split (its best cut), the rest
+    wherever is cheapest. None when no model has split options."""
+    splittable = {p for p, opts in problem.options.items() if any(o.cut for o in opts)}
+    if not splittable:
+        return None
+    ev = _cheapest(_restricted(problem, lambda p, o: p not in splittable or o.cut is not None), **kw)
+    return BaselineResult("best cut per model", ev, f"split: {', '.join(sorted(splittable))}"
+                          if ev else "no all-split plan meets the constraints")
 
 
 def greedy_per_stage(problem: Problem) -> BaselineResult:
@@ -91,5 +102,6 @@ def baselines(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0, wo
     if problem.unplaceable:
         return []
     kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
-    return [all_cloud(problem, **kw), all_edge(problem, **kw), best_single_cut(problem, **kw),
-            greedy_per_stage(problem)]
+    found = [all_cloud(problem, **kw), all_edge(problem, **kw), best_single_cut(problem, **kw),
+             best_cut_per_model(problem, **kw), greedy_per_stage(problem)]
+    return [b for b in found if b is not None]

@@ -24,6 +24,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SplitHead(_Model):
+    """The head of a split model: it runs on the site device, its output crosses the uplink."""
+
+    offer: str
+    device: str
+    hardware: str
+    runtime: str
+    latency_ms_p95: float
+    latency_source: str
+    piece: str = Field(description="profiled head piece, <model>@<tensor>:head")
+
+
 class PiecePlacement(_Model):
     piece: str
     option: str = Field(description="option id: offer/runtime/batch/replicas")
@@ -51,6 +63,11 @@ class PiecePlacement(_Model):
     )
     price_source: str
     price_date: str
+    cut: str | None = Field(default=None, description="split models: the tensor the model is cut at")
+    cut_bytes: float = Field(default=0.0, description="bytes of the cut tensor per request")
+    cut_transfer_ms: float = Field(default=0.0, description="uplink time of the cut tensor")
+    head: SplitHead | None = Field(default=None, description="split models: where the head runs; the "
+                                   "fields above describe the tail's cloud pool")
 
 
 class Route(_Model):
@@ -228,6 +245,11 @@ def make_plan(
             latency_source=o.latency_source, error_band=o.error_band,
             runtime_alternatives_ms_p95={k: round(v, 4) for k, v in o.runtime_alternatives.items()},
             price_source=o.price_source, price_date=o.price_date,
+            cut=o.cut, cut_bytes=o.cut_bytes, cut_transfer_ms=round(o.cut_transfer_ms, 4),
+            head=None if not o.head else SplitHead(
+                offer=o.head["offer"], device=o.head["device"], hardware=o.head["hardware"],
+                runtime=o.head["runtime"], latency_ms_p95=round(o.head["latency_ms"], 4),
+                latency_source=o.head["latency_source"], piece=o.head["piece"]),
         ))
         if o.latency_source == "estimated":
             band = f" (±{o.error_band:.0%})" if o.error_band else ""

@@ -7,6 +7,7 @@ per option, so that the CP-SAT model stays linear over booleans and the checker 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -61,7 +62,7 @@ class Option:
 
     @property
     def latency_ms(self) -> float:
-        return self.compute_ms_p95 + self.wait_ms
+        return self.compute_ms_p95 + self.wait_ms + self.cut_transfer_ms
 
     @property
     def entry(self) -> str:
@@ -243,13 +244,11 @@ def prune_dominated_options(options: list[Option]) -> list[Option]:
     Ties keep the first (by id) so the result is deterministic.
     """
     def key(o: Option):
-        if o.tier == "cloud":
-            return (o.latency_ms, o.monthly_usd)
-        return (o.latency_ms, o.utilisation, o.memory_mb)
+        return (o.latency_ms, o.monthly_usd, o.device_utilisation, o.device_memory_mb)
 
-    groups: dict[str, list[Option]] = {}
+    groups: dict[tuple, list[Option]] = {}
     for o in options:
-        groups.setdefault(o.location, []).append(o)
+        groups.setdefault((o.location, o.entry, o.device_offer), []).append(o)
     kept: list[Option] = []
     for group in groups.values():
         group.sort(key=lambda o: (key(o), o.id))
@@ -313,8 +312,8 @@ def build_problem(
     alternatives: dict[tuple[str, str], dict[str, float]] = {}
     for r in profiles[profiles[pt.BATCH] == 1].to_dict("records"):
         alternatives.setdefault((r[pt.PIECE], r[pt.HARDWARE]), {})[r[pt.RUNTIME]] = float(r[pt.LATENCY_MS_P95])
-    for piece in topological_order(spec):
-        calls = spec.model(piece).calls_per_request
+    def options_for(piece: str, calls: float) -> tuple[list[Option], list[str]]:
+        """Every (offer, runtime, batch, replicas) option of one profiled piece."""
         piece_options: list[Option] = []
         skipped_price: list[str] = []
         for offer in offer_records:
@@ -381,6 +380,39 @@ def build_problem(
                         monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
                         hourly_usd_by_model=by_model, **batch_common,
                     ))
+        return piece_options, skipped_price
+
+    def split_options(piece: str, calls: float, split) -> list[Option]:
+        """Head on a site device, cut tensor over the uplink, tail in a cloud pool (one cut)."""
+        if split == "none":
+            return []
+        out: list[Option] = []
+        for tensor, head, tail in _cuts(piece, split, best_by_key, io_bytes):
+            cut_bytes = float(io_bytes[head][1]) * calls
+            heads = [o for o in options_for(head, calls)[0] if o.tier == "edge"]
+            tails = [o for o in options_for(tail, calls)[0] if o.tier == "cloud"]
+            for h in heads:
+                for t in tails:
+                    out.append(dataclasses.replace(
+                        t, id=f"split@{tensor}:{h.offer}+{t.id}", piece=piece, cut=tensor,
+                        cut_bytes=cut_bytes,
+                        cut_transfer_ms=transfer_ms(spec.network, h.location, t.location, cut_bytes),
+                        compute_ms_p95=h.compute_ms_p95 + t.compute_ms_p95,
+                        wait_ms=h.wait_ms + t.wait_ms,
+                        latency_source=_weaker_source(h.latency_source, t.latency_source),
+                        error_band=max(h.error_band or 0.0, t.error_band or 0.0) or None,
+                        head={"offer": h.offer, "device": h.instance_type, "hardware": h.hardware,
+                              "runtime": h.runtime, "latency_ms": h.latency_ms,
+                              "utilisation": h.utilisation, "memory_mb": h.memory_mb,
+                              "latency_source": h.latency_source, "piece": head, "tail_piece": tail},
+                    ))
+        return out
+
+    for piece in topological_order(spec):
+        model_spec = spec.model(piece)
+        calls = model_spec.calls_per_request
+        piece_options, skipped_price = options_for(piece, calls)
+        piece_options += split_options(piece, calls, model_spec.split)
         if skipped_price:
             notes.append(
                 f"{piece}: {len(skipped_price)} offer(s) have no {spec.hardware.pricing_model} "
@@ -403,6 +435,26 @@ def build_problem(
         unplaceable=unplaceable, notes=tuple(notes),
         max_price_age_days=spec.hardware.max_price_age_days,
     )
+
+
+def _cuts(piece: str, split, best_by_key: dict, io_bytes: dict):
+    """(tensor, head piece, tail piece) for each profiled cut of a model the spec lets split."""
+    profiled = {p for p, _ in best_by_key}
+    wanted = None if split == "auto" else set(split)
+    for head in sorted(p for p in profiled if p.startswith(f"{piece}@") and p.endswith(":head")):
+        tensor = head[len(piece) + 1:-len(":head")]
+        tail = f"{piece}@{tensor}:tail"
+        if tail in profiled and head in io_bytes and (wanted is None or tensor in wanted):
+            yield tensor, head, tail
+
+
+_SOURCE_RANK = ["estimated", "imported", "measured-rpc", "measured-local"]
+
+
+def _weaker_source(a: str, b: str) -> str:
+    """A split option's latency is only as trustworthy as its less trustworthy half."""
+    rank = {s: i for i, s in enumerate(_SOURCE_RANK)}
+    return min((a, b), key=lambda s: rank.get(s, -1))
 
 
 def memory_mb_of(row: dict) -> float:

@@ -14,7 +14,10 @@ def source_label(source: str, error_band: float | None) -> str:
 def where(p) -> str:
     if p.tier == "edge":
         return f"edge {p.instance_type}"
-    return f"{p.provider} {p.region} {p.instance_type}"
+    cloud = f"{p.provider} {p.region} {p.instance_type}"
+    if p.head is not None:
+        return f"split at {p.cut}: head on edge {p.head.device}, tail on {cloud}"
+    return cloud
 
 
 def plan_rows(plan: Plan) -> list[dict]:
@@ -103,9 +106,8 @@ def markdown_summary(plan: Plan) -> str:
     for line in plan.costs.items:
         if line.kind == "edge-capex" and line.item not in seen:
             seen.add(line.item)
-            unit = next(p for p in plan.placements if p.instance_type == line.item)
             lines.append(f"| {line.item} (one per site) | {line.quantity:g} | "
-                         f"{_usd(line.unit_usd * 1)}/month amortised | {unit.price_source} ({unit.price_date}) |")
+                         f"{_usd(line.unit_usd)}/month amortised | {line.source} |")
 
     lines += ["", "## Monthly cost by item", "", "| kind | item | quantity | $/month | source |",
               "|---|---|---:|---:|---|"]

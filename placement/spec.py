@@ -53,6 +53,11 @@ class ModelSpec(_Strict):
         default=None, description="input name -> fixed shape; optional for zoo models"
     )
     calls_per_request: PositiveFloat = 1.0
+    split: Literal["auto", "none"] | list[str] = Field(
+        default="none",
+        description="cut the model in two (head at the site, tail in the cloud): 'auto' keeps a "
+        "handful of cuts where the crossing tensor is small, or name the cut tensors",
+    )
 
     @field_validator("name")
     @classmethod

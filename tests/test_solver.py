@@ -188,3 +188,57 @@ def test_solver_is_deterministic_for_a_seed():
     first, second = solve(problem, seed=3), solve(problem, seed=3)
     assert first.status == second.status
     assert first.assignment == second.assignment
+
+
+def split_instance(uplink=5.0, slo_ms=150.0, split="auto"):
+    from factories import build, profile_row
+
+    offers, profiles, io_bytes = one_model_tables()
+    spec = one_model_spec(sites=100, uplink=uplink, slo_ms=slo_ms)
+    spec["models"][0]["split"] = split
+    # the head is light (a few layers) and its output is small; the tail is the heavy part
+    for row in (profile_row("det@t1:head", "hw-pi", 15.0, 18.0, memory_mb=40.0),
+                profile_row("det@t1:head", "hw-c1", 1.5, 1.8),
+                profile_row("det@t1:tail", "hw-pi", 85.0, 102.0),
+                profile_row("det@t1:tail", "hw-c1", 8.5, 10.2)):
+        profiles.loc[len(profiles)] = row
+    io_bytes["det@t1:head"] = (150_528, 3_000)
+    io_bytes["det@t1:tail"] = (3_000, 4_000)
+    return build(spec, offers, profiles, io_bytes)
+
+
+def test_split_model_runs_its_head_at_the_site_and_its_tail_in_the_cloud():
+    problem = split_instance()
+    result = solve(problem)
+    assert result.status == "optimal"
+    chosen = problem.option(result.assignment["det"])
+    assert chosen.cut == "t1" and chosen.head["offer"] == "edge:pi" and chosen.tier == "cloud"
+    ev = evaluate(problem, result.assignment)
+    # the 3 kB cut crosses the 5 Mbps uplink: 4.8 ms + half the 20 ms round trip
+    assert chosen.cut_transfer_ms == pytest.approx(3_000 * 8 / 5_000 + 10.0)
+    # the head occupies the site's Pi: its device is bought and loaded
+    assert set(ev.device_load) == {"edge:pi"}
+    assert ev.device_load["edge:pi"][0] == pytest.approx(1.0 * 15.0 / 1000)
+    assert ev.feasible
+    expected = brute_force(problem)
+    assert ev.monthly_usd == pytest.approx(expected[0], abs=0.05)
+    # without splitting, nothing meets 150 ms: the Pi alone is too slow, the uplink too thin
+    assert solve(split_instance(split="none")).status == "infeasible"
+    # naming a tensor that has no profiled cut offers no split
+    assert solve(split_instance(split=["t9"])).status == "infeasible"
+
+
+def test_split_plan_reports_head_and_tail():
+    from placement.baselines import baselines
+    from placement.plan import make_plan
+    from placement.report import markdown_summary
+
+    problem = split_instance()
+    result = solve(problem)
+    plan = make_plan(problem, result, evaluate(problem, result.assignment), tvm_version=None)
+    placed = plan.placements[0]
+    assert placed.cut == "t1" and placed.head.device == "pi" and placed.head.piece == "det@t1:head"
+    assert "split at t1: head on edge pi" in markdown_summary(plan)
+    names = {b.name: b for b in baselines(problem)}
+    assert names["best cut per model"].feasible
+    assert not names["all-edge"].feasible and not names["all-cloud"].feasible

@@ -21,7 +21,6 @@ def profile(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Measure every model here (TVM and ONNX Runtime, cached) and estimate it on candidate hardware."""
-    from placement import api
     from placement.cli import _load, _offers, _profiles_for, out
 
     spec, base_dir = _load(spec_path)

@@ -57,9 +57,8 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            # a usage error from typer's (vendored) click: it prints its own message
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, _user_errors()):

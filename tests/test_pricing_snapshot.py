@@ -124,6 +124,66 @@ def test_every_offer_maps_to_a_known_hardware_class(snap):
     assert not unknown
 
 
+# --- reserved prices (read from instances.vantage.sh data, see docs/pricing.md "Reserved") -----
+
+R1, R3 = ot.RESERVED_1Y_HOURLY_USD, ot.RESERVED_3Y_HOURLY_USD
+RESERVED_SOURCE = "tsaol/aws-gpu data/gpu_instances_raw.json @2d0108c7 (2025-11-30)"
+
+
+def _with_reserved(cloud: pd.DataFrame) -> pd.DataFrame:
+    return cloud[cloud[R1].notna() | cloud[R3].notna()]
+
+
+def test_reserved_prices_are_below_on_demand_and_3y_below_1y(cloud):
+    known = _with_reserved(cloud)
+    assert len(known) == 36
+    for column in (R1, R3):
+        part = known[known[column].notna()]
+        assert (part[column] < part[ot.HOURLY_USD]).all(), column
+    both = known[known[R1].notna() & known[R3].notna()]
+    assert len(both) == 30
+    assert (both[R3] < both[R1]).all()
+    # Standard no-upfront discounts as published: about 30-40% off for one year, 50-60% for three.
+    off_1y = 1 - known[R1] / known[ot.HOURLY_USD]
+    off_3y = 1 - known[R3] / known[ot.HOURLY_USD]
+    assert off_1y.dropna().between(0.30, 0.45).all()
+    assert off_3y.dropna().between(0.45, 0.65).all()
+
+
+def test_reserved_prices_name_their_source(cloud):
+    known = _with_reserved(cloud)
+    assert (known[ot.PROVIDER] == "aws").all()
+    assert known[ot.PRICE_SOURCE].str.contains(RESERVED_SOURCE, regex=False).all()
+    assert known[ot.PRICE_SOURCE].str.contains("Linux, Standard, No Upfront", regex=False).all()
+    rest = cloud.drop(known.index)
+    assert not rest[ot.PRICE_SOURCE].str.contains("reserved", regex=False).any()
+    # p5 has no 1-year standard term in the source; its rows say "3y" only.
+    p5 = known[known[ot.INSTANCE_TYPE].str.startswith("p5.")]
+    assert len(p5) == 6 and p5[R1].isna().all() and p5[R3].notna().all()
+    assert p5[ot.PRICE_SOURCE].str.contains("reserved (3y):", regex=False).all()
+
+
+def test_reserved_coverage_of_gpu_offers_in_us_east_1_and_eastus(cloud):
+    gpu = cloud[has_gpu(cloud)]
+    east = gpu[gpu[ot.REGION] == "us-east-1"]
+    assert len(east) == 11
+    # Every us-east-1 GPU offer but p3.2xlarge (no reserved price in the source) has one; the
+    # two p5 sizes have a 3-year price only.
+    assert set(east[east[R1].isna() & east[R3].isna()][ot.INSTANCE_TYPE]) == {"p3.2xlarge"}
+    assert east[R3].notna().sum() == 10
+    assert east[R1].notna().sum() == 8
+    assert set(east[east[R1].isna()][ot.INSTANCE_TYPE]) == {"p3.2xlarge", "p5.4xlarge",
+                                                            "p5.48xlarge"}
+    hand_checked = east.set_index(ot.INSTANCE_TYPE)
+    assert hand_checked.loc["g5.xlarge", R1] == 0.63378
+    assert hand_checked.loc["g5.xlarge", R3] == 0.43459
+    assert hand_checked.loc["p5.48xlarge", R3] == 23.77728
+    # Azure: no public reservation data set was found, so eastus has none.
+    eastus = gpu[gpu[ot.REGION] == "eastus"]
+    assert len(eastus) == 14
+    assert eastus[R1].isna().all() and eastus[R3].isna().all()
+
+
 # --- hardware classes --------------------------------------------------------------------------
 
 

@@ -11,8 +11,11 @@ API), and cross-checked with the catalog rows copied into shared/data/catalog-sn
   spot = that catalog's spot meter price for the region.
 
 A spot price equal to (or above) on-demand means "no spot capacity seen" and is left empty;
-so is a spot price where not every zone row of the region was read. Reserved prices are left
-empty: no source at hand states them and they are not derived from on-demand.
+so is a spot price where not every zone row of the region was read.
+
+Reserved prices (AWS GPU and Inferentia rows only; Linux, shared tenancy, Standard, No Upfront)
+were read from the instances.vantage.sh data set as vendored in tsaol/aws-gpu (see
+AWS_RESERVED); every other row's reserved columns stay empty. None is derived from on-demand.
 
 A few sizes were not read row by row but derived from a sibling size of the same family,
 because AWS prices these families linearly per size (checked in the catalog on the sizes
@@ -23,7 +26,7 @@ Run from the repository root (needs the shared/ checkout for the 15 subset types
 
 This is how the shipped snapshot was made. `python -m pricing.build_snapshot --live` rebuilds
 it instead from the providers' APIs through the same code as `placement prices refresh`
-(then with reserved prices, which this compilation has none of). Both assign hardware classes
+(then with reserved prices for every row the APIs price). Both assign hardware classes
 through `pricing.hardware_map.hardware_for`; `_row` checks the table below against it.
 """
 
@@ -167,6 +170,68 @@ AWS_READ = {
 # The us-east-1 row of p5.48xlarge was not read from the catalog; AWS lists it at the same
 # price as us-east-2 and us-west-2 since the June 2025 P5 price cut.
 AWS_LISTED = {("p5.48xlarge", "us-east-1"): 55.04}
+
+# --- Reserved prices ------------------------------------------------------------------------
+# AWS, Linux, shared tenancy, Standard reserved instances, No Upfront payment, as the hourly
+# rate. Only read values are listed; nothing is derived from on-demand.
+#
+# Source: the ec2instances.info / instances.vantage.sh data set (instances.json), as vendored
+# for its GPU and accelerator instance types in the public repository tsaol/aws-gpu, file
+# data/gpu_instances_raw.json at commit 2d0108c7bd261c8e40493fbd35135437bd6c9099 (the
+# data/g*_instances.js files generated from it in the same commit say "Last updated:
+# 2025-11-30"). Each value is pricing[region]["linux"]["reserved"]["yrTerm1Standard.noUpfront"]
+# (1 year) and [...]["yrTerm3Standard.noUpfront"] (3 years); "linux" is shared tenancy there
+# (dedicated tenancy is the separate "dedicated" key). The entry's "ondemand" is kept here too:
+# a reserved price is used only where the source's on-demand matches this snapshot's (1%).
+#
+# Not in the source, so left empty:
+# - p5.4xlarge, p5.48xlarge: no "yrTerm1Standard.*" key in any region (1-year convertible
+#   and 3-year standard only), so these rows get a 3-year price and no 1-year price.
+# - p3.2xlarge: "reserved" is empty ({}) in us-east-1, us-west-2 and eu-west-1.
+# - every CPU type and every Azure size: the vendored file holds GPU/accelerator types only,
+#   and no Azure reservation data set was found (see docs/pricing.md, "Reserved").
+RESERVED_DATE = "2025-11-30"
+AWS_RESERVED_SOURCE = ("instances.vantage.sh instances.json (Linux, Standard, No Upfront) as "
+                       "vendored in tsaol/aws-gpu data/gpu_instances_raw.json @2d0108c7")
+# (type, region): (source on-demand, 1-year standard no-upfront or None, 3-year or None)
+AWS_RESERVED = {
+    ("g4dn.xlarge", "us-east-1"): (0.526, 0.331, 0.227),
+    ("g4dn.xlarge", "us-west-2"): (0.526, 0.331, 0.227),
+    ("g4dn.xlarge", "eu-west-1"): (0.587, 0.4, 0.253),
+    ("g4dn.4xlarge", "us-east-1"): (1.204, 0.759, 0.52),
+    ("g4dn.4xlarge", "us-west-2"): (1.204, 0.759, 0.52),
+    ("g4dn.4xlarge", "eu-west-1"): (1.342, 0.916, 0.58),
+    ("g5.xlarge", "us-east-1"): (1.006, 0.63378, 0.43459),
+    ("g5.xlarge", "us-west-2"): (1.006, 0.63378, 0.43459),
+    ("g5.xlarge", "eu-west-1"): (1.123, 0.70749, 0.48514),
+    ("g5.8xlarge", "us-east-1"): (2.448, 1.54224, 1.05754),
+    ("g5.8xlarge", "us-west-2"): (2.448, 1.54224, 1.05754),
+    ("g5.8xlarge", "eu-west-1"): (2.73271, 1.72161, 1.18053),
+    ("g5.12xlarge", "us-east-1"): (5.672, 3.57336, 2.4503),
+    ("g5.12xlarge", "us-west-2"): (5.672, 3.57336, 2.4503),
+    ("g5.12xlarge", "eu-west-1"): (6.33167, 3.98895, 2.73528),
+    ("g6.xlarge", "us-east-1"): (0.8048, 0.52392, 0.3694),
+    ("g6.xlarge", "us-west-2"): (0.8048, 0.52392, 0.3694),
+    ("g6.xlarge", "eu-central-1"): (1.0064, 0.65517, 0.46194),
+    ("g6.8xlarge", "us-east-1"): (2.0144, 1.31137, 0.92461),
+    ("g6.8xlarge", "us-west-2"): (2.0144, 1.31137, 0.92461),
+    ("g6.8xlarge", "eu-central-1"): (2.519, 1.63987, 1.15622),
+    ("inf2.xlarge", "us-east-1"): (0.7582, 0.47767, 0.32754),
+    ("inf2.xlarge", "us-west-2"): (0.7582, 0.47767, 0.32754),
+    ("inf2.xlarge", "eu-west-1"): (0.94775, 0.59708, 0.40943),
+    ("inf2.24xlarge", "us-east-1"): (6.49063, 4.0891, 2.80395),
+    ("inf2.24xlarge", "us-west-2"): (6.49063, 4.0891, 2.80395),
+    ("inf2.24xlarge", "eu-west-1"): (8.11329, 5.11137, 3.50494),
+    ("p4d.24xlarge", "us-east-1"): (21.957642, 13.921094, 9.374219),
+    ("p4d.24xlarge", "us-west-2"): (21.95764, 13.921092, 9.374218),
+    ("p4d.24xlarge", "eu-west-1"): (23.71569, 15.08188, 10.14781),
+    ("p5.4xlarge", "us-east-1"): (6.88, None, 2.97216),
+    ("p5.4xlarge", "us-west-2"): (6.88, None, 2.97216),
+    ("p5.4xlarge", "eu-west-2"): (8.944, None, 3.86381),
+    ("p5.48xlarge", "us-east-1"): (55.04, None, 23.77728),
+    ("p5.48xlarge", "us-east-2"): (55.04, None, 23.77728),
+    ("p5.48xlarge", "us-west-2"): (55.04, None, 23.77728),
+}
 
 # Derived sizes: (type, base type, factor, evidence of linear pricing in the catalog).
 AWS_DERIVED = [
@@ -391,8 +456,47 @@ def azure_rows() -> list[dict]:
     return rows
 
 
+def _checked_reserved(itype, region, hourly):
+    """The (1y, 3y) reserved prices read for an offer, or None. A value is dropped (with a
+    message) where the source's on-demand differs from the snapshot's by more than 1%, where a
+    reserved price is not below on-demand, or where the 3-year price is not below the 1-year."""
+    if (itype, region) not in AWS_RESERVED:
+        return None
+    source_hourly, r1, r3 = AWS_RESERVED[itype, region]
+    where = f"aws {region} {itype}"
+    if abs(source_hourly - hourly) > 0.01 * hourly:
+        print(f"dropped reserved prices of {where}: source on-demand {source_hourly} "
+              f"is not the snapshot's {hourly}")
+        return None
+    if r1 is not None and not r1 < hourly:
+        print(f"dropped 1-year reserved price of {where}: {r1} not below on-demand {hourly}")
+        r1 = None
+    if r3 is not None and not (r3 < hourly and (r1 is None or r3 < r1)):
+        print(f"dropped 3-year reserved price of {where}: {r3} not below on-demand/1-year")
+        r3 = None
+    return None if r1 is None and r3 is None else (r1, r3)
+
+
+def with_reserved(rows: list[dict]) -> list[dict]:
+    """Fill the reserved columns of the AWS rows that AWS_RESERVED covers and say so in
+    price_source; every other column stays as compiled."""
+    for row in rows:
+        if row[ot.PROVIDER] != "aws":
+            continue
+        found = _checked_reserved(row[ot.INSTANCE_TYPE], row[ot.REGION], row[ot.HOURLY_USD])
+        if found is None:
+            continue
+        r1, r3 = found
+        terms = " and ".join(t for t, v in (("1y", r1), ("3y", r3)) if v is not None)
+        row[ot.RESERVED_1Y_HOURLY_USD] = float("nan") if r1 is None else r1
+        row[ot.RESERVED_3Y_HOURLY_USD] = float("nan") if r3 is None else r3
+        row[ot.PRICE_SOURCE] += (f"; reserved ({terms}): {AWS_RESERVED_SOURCE} "
+                                 f"({RESERVED_DATE})")
+    return rows
+
+
 def main() -> None:
-    df = pd.DataFrame(aws_rows() + azure_rows(), columns=ot.OFFER_COLUMNS)
+    df = pd.DataFrame(with_reserved(aws_rows() + azure_rows()), columns=ot.OFFER_COLUMNS)
     df = df.sort_values([ot.PROVIDER, ot.INSTANCE_TYPE, ot.REGION]).reset_index(drop=True)
     ot.validate_offer_table(df, origin="compiled snapshot")
     out = Path(__file__).with_name("cloud_snapshot.csv")

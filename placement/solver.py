@@ -70,6 +70,12 @@ class PlacementModel:
         self.budget_usd = problem.budget_usd
         self._end_ub = built["end_ub"]
         self._cost_ub = built["cost_ub"]
+        self.start = built["start"]
+        self._head_us, self._tail_us, self._min_lat_us = _static_path_bounds(problem)
+        # Fixed to false when a bound is infeasible on its face (an empty domain would make the
+        # model invalid rather than infeasible).
+        self._bounds_ok = self.model.new_bool_var("bounds_ok")
+        self.model.add_bool_or([self._bounds_ok])
         self.set_bounds(slo_ms=problem.slo_ms, budget_usd=problem.budget_usd)
 
     def set_bounds(self, *, slo_ms: float | None, budget_usd: float | None) -> None:
@@ -79,8 +85,22 @@ class PlacementModel:
             return
         end_ub = self._end_ub if slo_ms is None else min(self._end_ub, _us_floor(slo_ms))
         cost_ub = self._cost_ub if budget_usd is None else min(self._cost_ub, _usd(budget_usd))
-        _set_domain(self.model, self.end, 0, max(end_ub, -1))
-        _set_domain(self.model, self.cost, 0, max(cost_ub, -1))
+        ok = end_ub >= 0 and cost_ub >= 0
+        _set_domain(self.model, self.end, 0, max(end_ub, 0))
+        _set_domain(self.model, self.cost, 0, max(cost_ub, 0))
+        # Static bounds from the fastest option of every piece: a piece cannot start before
+        # its fastest upstream path, must leave room for its fastest downstream path, and an
+        # option too slow to fit between the two is ruled out. Exact: no plan meeting the bound
+        # uses it. Re-derived from scratch on every call, so bounds can also be loosened.
+        for p in self.problem.pieces:
+            head, tail = self._head_us[p], self._tail_us[p]
+            latest = end_ub - tail - self._min_lat_us[p]
+            ok = ok and latest >= head
+            _set_domain(self.model, self.start[p], head, max(latest, head))
+            for o in self.problem.options[p]:
+                fits = head + _us_up(o.latency_ms) + tail <= end_ub
+                _set_domain(self.model, self.on[p, o.id], 0, 1 if fits else 0)
+        _set_domain(self.model, self._bounds_ok, 0, 1 if ok else 0)
 
     def hint(self, assignment: dict | None) -> None:
         self.model.clear_hints()
@@ -104,10 +124,38 @@ class PlacementModel:
         }
 
 
+def _static_path_bounds(problem: Problem) -> tuple[dict, dict, dict]:
+    """Per piece, in microseconds: the fastest way any request can reach it (head), the fastest
+    way from its output to the site (tail), and its fastest option."""
+    min_lat = {p: min(_us_up(o.latency_ms) for o in problem.options[p]) for p in problem.pieces}
+    exits = {p: {o.location for o in problem.options[p]} for p in problem.pieces}
+    entries = {p: {o.entry for o in problem.options[p]} for p in problem.pieces}
+
+    def min_transfer(flow) -> int:
+        froms = [SITE] if flow.source == SOURCE else exits[flow.source]
+        tos = [SITE] if flow.target == SINK else entries[flow.target]
+        return min(_us_up(problem.transfer_ms(flow, a, b)) for a in froms for b in tos)
+
+    t_min = [min_transfer(f) for f in problem.flows]
+    head = dict.fromkeys(problem.pieces, 0)
+    for p in problem.pieces:  # topological order
+        for f, t in zip(problem.flows, t_min):
+            if f.target == p:
+                before = 0 if f.source == SOURCE else head[f.source] + min_lat[f.source]
+                head[p] = max(head[p], before + t)
+    tail = dict.fromkeys(problem.pieces, 0)
+    for p in reversed(problem.pieces):
+        for f, t in zip(problem.flows, t_min):
+            if f.source == p:
+                after = 0 if f.target == SINK else min_lat[f.target] + tail[f.target]
+                tail[p] = max(tail[p], t + after)
+    return head, tail, min_lat
+
+
 def _set_domain(model: cp_model.CpModel, var, lo: int, hi: int) -> None:
     domain = model.proto.variables[var.index].domain
     domain.clear()
-    domain.extend([lo, hi] if hi >= lo else [1, 0])
+    domain.extend([lo, hi])
 
 
 def _us_floor(ms: float) -> int:

@@ -90,12 +90,26 @@ def candidate_hardware(spec: ApplicationSpec, offers: pd.DataFrame) -> list[str]
 
 
 def piece_sources(spec: ApplicationSpec, base_dir: Path | None):
+    """What to profile: every model, plus the head and tail of each cut its `split` allows."""
+    from placement.spec import SpecError
     from profiles.profiler import PieceSource
 
-    return [
-        PieceSource(piece=m.name, onnx_path=resolve_onnx(m, base_dir), input_shapes=input_shapes(m))
-        for m in spec.models
-    ]
+    sources = []
+    for i, m in enumerate(spec.models):
+        whole = PieceSource(piece=m.name, onnx_path=resolve_onnx(m, base_dir), input_shapes=input_shapes(m))
+        sources.append(whole)
+        if m.split == "none":
+            continue
+        from profiles.split import SplitError, candidate_cuts, split_sources
+
+        try:
+            tensors = ([c.tensor for c in candidate_cuts(whole.onnx_path, whole.input_shapes)]
+                       if m.split == "auto" else list(m.split))
+            for tensor in tensors:
+                sources.extend(split_sources(whole, tensor))
+        except SplitError as exc:
+            raise SpecError(f"models[{i}].split", str(exc)) from None
+    return sources
 
 
 def profile_spec(spec: ApplicationSpec, base_dir: Path | None, offers: pd.DataFrame,

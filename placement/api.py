@@ -113,13 +113,14 @@ def piece_sources(spec: ApplicationSpec, base_dir: Path | None):
 
 
 def profile_spec(spec: ApplicationSpec, base_dir: Path | None, offers: pd.DataFrame,
-                 *, on_progress=None, config=None):
-    """Measure every model here (cached) and estimate it on every other candidate hardware."""
+                 *, on_progress=None, config=None, batches=None):
+    """Measure every model here (cached) and estimate it on every other candidate hardware;
+    `batches` (e.g. (1, 2, 4, 8)) sweeps batch sizes for the planner's batching options."""
     from profiles.profiler import profile_pieces
 
     check_hardware_ids(spec, offers)
     return profile_pieces(piece_sources(spec, base_dir), candidate_hardware(spec, offers),
-                          config=config, on_progress=on_progress)
+                          config=config, on_progress=on_progress, batches=batches)
 
 
 def io_bytes_for(spec: ApplicationSpec, base_dir: Path | None) -> dict:

@@ -325,8 +325,10 @@ def schema(
 
 from placement.cli_prices import prices_app  # noqa: E402  (mounted after the core commands)
 from placement.cli_profile import register as _register_profile_commands  # noqa: E402
+from placement.cli_store import profiles_app  # noqa: E402
 
 app.add_typer(prices_app, name="prices")
+app.add_typer(profiles_app, name="profiles")
 _register_profile_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,12 @@ of everything a measurement depends on (`profile_key`), so an edited model, othe
 another TVM or ONNX Runtime version, or another `MeasureConfig` is simply a miss — nothing is
 ever invalidated by hand. Writes are atomic (temp file + rename): a killed run leaves whole rows,
 and the next run resumes from them. A file that cannot be read is a miss, with a warning.
+
+The JSON files hold everything about a measurement (its samples' statistics, the TVM-vs-ORT
+difference, a cached import failure, io bytes, kernel statistics). Each entry that carries a
+ProfileTable row (`{"row": ..., ...}`) is also written, under the same key, to the SQLite profile
+store (`profiles/store.py`, `rows.sqlite` in the same directory), which is what
+`placement profiles list | export | import` read and write.
 """
 
 from __future__ import annotations
@@ -70,6 +76,16 @@ class ProfileCache:
 
     def __init__(self, directory: Path | None = None):
         self.directory = Path(directory) if directory is not None else cache_root() / "profiles"
+        self._store = None
+
+    @property
+    def store(self):
+        """The SQLite store of ProfileTable rows that lives in this cache's directory."""
+        if self._store is None:
+            from profiles.store import STORE_FILE, ProfileStore
+
+            self._store = ProfileStore(self.directory / STORE_FILE)
+        return self._store
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
@@ -92,7 +108,26 @@ class ProfileCache:
         path = self.path(key)
         atomic_write_text(path, json.dumps({"key": key, "row": dict(row)}, indent=1, sort_keys=True,
                                            default=str) + "\n")
+        table_row = row.get("row") if isinstance(row, Mapping) else None
+        if isinstance(table_row, Mapping):
+            try:
+                self.store.put_row(key, table_row)
+            except Exception as exc:  # noqa: BLE001 - the JSON entry is the source of truth
+                logger.warning("profile store: could not record %s (%s)", key[:12], exc)
         return path
+
+    def sync_store(self) -> int:
+        """Copy every row entry of the JSON files into the store (entries written before the store
+        existed); returns how many rows it holds afterwards. Unreadable files are skipped."""
+        keyed = []
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.json")):
+                entry = self.get(path.stem)
+                if isinstance(entry, dict) and isinstance(entry.get("row"), Mapping):
+                    keyed.append((path.stem, entry["row"]))
+        known = set(self.store.keys())
+        self.store.put_rows((k, r) for k, r in keyed if k not in known)
+        return len(self.store)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

@@ -1,7 +1,18 @@
-"""PROVISIONAL latency estimates for hardware classes that cannot be measured here.
+"""Latency estimates for hardware classes that cannot be measured here.
 
-A measured local row is scaled by how much weaker (or stronger) the other class is, on whichever
-of compute and memory bandwidth is worse for it:
+Two estimators live here:
+
+- `calibrated_rows` (what `profile_pieces` uses): the roofline of `profiles/calibration.py` over
+  the piece's fused kernels (FLOPs and bytes from the TIR), with efficiencies fitted on rows
+  measured on this machine for CPU classes and assumed per class kind for GPUs and NPUs. Each
+  row's `error_band` is the calibration's 90th percentile of |leave-one-model-out error| (CPU)
+  or the assumed band (GPU/NPU, ±100 %). `memory_mb` is the local figure at the same batch; p95 is
+  the estimated p50 times the local p95/p50 ratio. Every batch measured locally gets a row.
+- `estimate_rows` (the PROVISIONAL roofline-ratio guess below), kept as the fallback for a row
+  the calibration has no parameters for (e.g. a `tvm-tuned` row before tuning is calibrated).
+
+The provisional estimator: a measured local row is scaled by how much weaker (or stronger) the
+other class is, on whichever of compute and memory bandwidth is worse for it:
 
     latency(hw) = latency(local, same runtime)
                   * max(local.peak_gflops / hw.peak_gflops,
@@ -13,7 +24,7 @@ fraction of peak on both machines, which is false across architectures (and very
 untuned CPU build to a GPU). Every estimated row therefore carries `source="estimated"` and
 `error_band=0.5` (±50 %, itself a guess). A calibrated estimator (per-kernel FLOPs and bytes from
 the compiled TIR, efficiency factors fitted on measured hardware, an error band from the fit)
-replaces this one in a later issue.
+replaces it where it can (see `calibrated_rows`).
 
 Which runtimes are estimated: GPU classes get `tvm` only (ONNX Runtime's CUDA provider is not
 measured anywhere yet); classes without a TVM target (NPUs such as Inferentia) get `onnxruntime`
@@ -22,14 +33,19 @@ only; CPU classes get both. `memory_mb` is the local figure unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
+from profiles.calibration import Calibration, KernelStats, predict_ms
 from profiles.hardware import HardwareClass
 from profiles.table import (
+    BATCH,
     ERROR_BAND,
     HARDWARE,
     LATENCY_MS_P50,
     LATENCY_MS_P95,
+    PIECE,
     PROFILE_COLUMNS,
     RUNTIME,
     SOURCE,
@@ -68,3 +84,32 @@ def estimate_rows(local_rows: pd.DataFrame, local: HardwareClass,
     rows[SOURCE] = ESTIMATED
     rows[ERROR_BAND] = PROVISIONAL_ERROR_BAND
     return rows[PROFILE_COLUMNS].reset_index(drop=True)
+
+
+def calibrated_rows(local_rows: pd.DataFrame, local: HardwareClass, hardware: HardwareClass,
+                    stats: Mapping[str, KernelStats], calibration: Calibration) -> pd.DataFrame:
+    """Estimated ProfileTable rows for `hardware` from the roofline of each piece's kernels.
+
+    `local_rows`: the measured rows of `local` (they give the batches, memory and p95/p50 ratio);
+    `stats[piece]`: the piece's kernel statistics at any batch (scaled to each row's batch).
+    A row the calibration has no parameters for (or a piece without statistics) falls back to
+    the provisional `estimate_rows` for that row."""
+    runtimes = set(estimated_runtimes(hardware))
+    if hardware.kind == "cpu":
+        runtimes |= set(calibration.cpu)
+    rows = local_rows[(local_rows[HARDWARE] == local.name) & local_rows[RUNTIME].isin(runtimes)]
+    out = []
+    for row in rows.to_dict("records"):
+        params = calibration.params(hardware, row[RUNTIME])
+        piece_stats = stats.get(row[PIECE])
+        if params is None or piece_stats is None:
+            out.append(estimate_rows(pd.DataFrame([row], columns=PROFILE_COLUMNS), local, hardware))
+            continue
+        p50 = predict_ms(piece_stats, int(row[BATCH]), hardware, params)
+        ratio = row[LATENCY_MS_P95] / row[LATENCY_MS_P50] if row[LATENCY_MS_P50] > 0 else 1.0
+        out.append(pd.DataFrame([{**row, HARDWARE: hardware.name, LATENCY_MS_P50: p50,
+                                  LATENCY_MS_P95: p50 * max(ratio, 1.0), SOURCE: ESTIMATED,
+                                  ERROR_BAND: params.error_band}], columns=PROFILE_COLUMNS))
+    if not out:
+        return local_rows.iloc[0:0][PROFILE_COLUMNS].reset_index(drop=True)
+    return pd.concat(out, ignore_index=True)[PROFILE_COLUMNS]

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,11 +21,19 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from profiles.cache import ProfileCache, profile_key, runtime_versions
-from profiles.estimate import estimate_rows
+from profiles.calibration import (
+    Calibration,
+    KernelStats,
+    current_calibration,
+    kernel_stats_many,
+    stats_key,
+)
+from profiles.estimate import ESTIMATED, calibrated_rows
 from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_hardware
 from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
 from profiles.ort_adapter import OrtError, measure_onnxruntime
+from profiles.paths import atomic_write_bytes
 from profiles.table import (
     BATCH,
     ERROR_BAND,
@@ -85,11 +94,26 @@ class ProfileProblem:
 
 @dataclass
 class ProfileReport:
-    """The ProfileTable and what could not be measured."""
+    """The ProfileTable and what could not be measured.
+
+    `measurements[(piece, runtime)]`: the measurement at the piece's first batch;
+    `batch_measurements[(piece, runtime, batch)]`: every batch; `kernel_stats[piece]`: what the
+    estimator read from the piece's fused kernels (present when rows were estimated)."""
 
     table: pd.DataFrame
     problems: list[ProfileProblem] = field(default_factory=list)
     measurements: dict[tuple[str, str], Measurement] = field(default_factory=dict)
+    batch_measurements: dict[tuple[str, str, int], Measurement] = field(default_factory=dict)
+    kernel_stats: dict[str, KernelStats] = field(default_factory=dict)
+
+    def agreement(self) -> pd.DataFrame:
+        """TVM vs ONNX Runtime on the same random input, per piece and batch: max |diff| and
+        max |diff| / max |ORT output| (from each TVM measurement)."""
+        records = [{"piece": piece, "batch": batch, "max_abs_diff": m.max_abs_diff_vs_ort,
+                    "max_rel_diff": m.max_rel_diff_vs_ort}
+                   for (piece, runtime, batch), m in sorted(self.batch_measurements.items())
+                   if runtime == "tvm" and m.max_abs_diff_vs_ort is not None]
+        return pd.DataFrame(records, columns=["piece", "batch", "max_abs_diff", "max_rel_diff"])
 
 
 def _now_utc() -> str:
@@ -119,6 +143,25 @@ def _batch(source: PieceSource) -> int:
     return int(first[0]) if first else 1
 
 
+# Rows from elsewhere (e.g. `profiles.tuning.cached_tuned_rows`: tvm-tuned rows already in the
+# cache): each `provider(pieces, hardware_names)` returns ProfileTable rows (dicts) that
+# `profile_pieces` appends; `hardware_names` is this machine's class and then the requested ones.
+# An estimated row never replaces a row a provider gave for the same piece/hardware/runtime/batch.
+RowProvider = Callable[[list[PieceSource], list[str]], list[dict]]
+extra_row_providers: list[RowProvider] = []
+
+DEFAULT_MAX_BATCH_MEMORY_MB = 8192.0
+
+
+def batch_ladder(max_batch: int = 32) -> tuple[int, ...]:
+    """1, 2, 4, ... up to `max_batch` (the batches a sweep usually tries)."""
+    out, b = [], 1
+    while b <= max_batch:
+        out.append(b)
+        b *= 2
+    return tuple(out)
+
+
 def profile_pieces(
     pieces: list[PieceSource],
     hardware: list[str],
@@ -127,6 +170,9 @@ def profile_pieces(
     config: MeasureConfig | None = None,
     cache: ProfileCache | None = None,
     on_progress: Callable[[ProgressEvent], None] | None = None,
+    batches: Sequence[int] | None = None,
+    max_batch_memory_mb: float = DEFAULT_MAX_BATCH_MEMORY_MB,
+    calibration: Calibration | None = None,
 ) -> ProfileReport:
     """Measure every piece on this machine under each runtime; estimate the other classes.
 
@@ -134,19 +180,33 @@ def profile_pieces(
     the local class is not in `hardware`, because the estimates derive from them. A cached
     measurement (same model bytes, shapes, class, runtime, batch, versions, config) is reused
     without measuring. A model that cannot be read or shaped raises (`OnnxPrepError`); a runtime
-    that fails on a piece becomes a `ProfileProblem` and the other runtime is still measured."""
+    that fails on a piece becomes a `ProfileProblem` and the other runtime is still measured.
+
+    `batches` (opt-in; default: the input shapes as given) profiles each piece at each batch
+    size, in increasing order, stopping a runtime once the next batch would need more than
+    `max_batch_memory_mb` (scaled from the last one measured). A piece whose batch dimension is
+    fixed in the ONNX file is re-batched only when that is checked to be safe (each sample of a
+    batched run equals the same sample run alone); otherwise it gets its given batch only and a
+    `ProfileProblem` ("FixedBatch") says so. Estimated rows carry every batch measured here.
+    `calibration` (default: `calibration.current_calibration()`) drives the estimates."""
     config = config or MeasureConfig()
     cache = cache if cache is not None else ProfileCache()
     unknown_runtimes = [r for r in runtimes if r not in MEASURABLE_RUNTIMES]
     if unknown_runtimes:
         raise ValueError(f"cannot measure runtime(s) {unknown_runtimes}; "
                          f"measurable: {', '.join(MEASURABLE_RUNTIMES)}")
+    if batches is not None and (not batches or any(int(b) < 1 for b in batches)):
+        raise ValueError(f"batches must be positive integers, got {list(batches)}")
     local = local_hardware()
-    others = [h for h in _resolve_hardware(hardware) if h.name != local.name]
+    requested = _resolve_hardware(hardware)
+    others = [h for h in requested if h.name != local.name]
     versions = runtime_versions()
     version = tvm_version()
     report = ProfileReport(table=empty_profile_table())
-    total = len(pieces) * len(runtimes)
+    digests = [model_digest(source.onnx_path) for source in pieces]  # a missing file fails now
+    plans = [_batch_plan(source, digest, batches, local, report) for source, digest in
+             zip(pieces, digests)]
+    total = sum(len(plan) for plan in plans) * len(runtimes)
     done = 0
 
     def progress(piece: str, runtime: str, step: str) -> None:
@@ -155,34 +215,241 @@ def profile_pieces(
 
     extra = {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
              "onnx": versions["onnx"]}
-    digests = [model_digest(source.onnx_path) for source in pieces]  # a missing file fails now
     rows: list[dict] = []
-    for source, digest in zip(pieces, digests):
-        batch = _batch(source)
-        prepared: list = []  # prepared lazily, once per piece, only on a cache miss
+    prepared_by_piece: dict[str, list] = {}
+    for source, plan in zip(pieces, plans):
         for runtime in runtimes:
-            key = profile_key(digest, source.input_shapes, local.name, runtime, batch, version,
-                              config, extra)
-            row, measurement, problem, step = _measure_or_reuse(
-                source, digest, runtime, key, batch, local, config, cache, version, prepared,
-                lambda step, r=runtime, p=source.piece: progress(p, r, step))
-            done += 1
-            if row is not None:
-                rows.append(row)
-                report.measurements[(source.piece, runtime)] = measurement
-            if problem is not None:
-                report.problems.append(problem)
-            progress(source.piece, runtime, step)
+            last: tuple[int, float] | None = None  # (batch, memory MB) of the last measured batch
+            for batch, batch_source, batch_digest in plan:
+                if last is not None and last[1] * batch / last[0] > max_batch_memory_mb:
+                    report.problems.append(ProfileProblem(
+                        source.piece, runtime, local.name, "BatchMemoryLimit",
+                        f"{source.piece}: {runtime} batch {batch} and above not profiled: "
+                        f"~{last[1] * batch / last[0]:.0f} MB expected, limit "
+                        f"{max_batch_memory_mb:.0f} MB"))
+                    done += len([b for b, *_ in plan if b >= batch])
+                    progress(source.piece, runtime, "skipped")
+                    break
+                prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
+                key = profile_key(batch_digest, batch_source.input_shapes, local.name, runtime,
+                                  batch, version, config, extra)
+                row, measurement, problem, step = _measure_or_reuse(
+                    batch_source, batch_digest, runtime, key, batch, local, config, cache, version,
+                    prepared, lambda step, r=runtime, p=source.piece: progress(p, r, step))
+                done += 1
+                if row is not None:
+                    rows.append(row)
+                    report.batch_measurements[(source.piece, runtime, batch)] = measurement
+                    if batch == plan[0][0]:
+                        report.measurements[(source.piece, runtime)] = measurement
+                    last = (batch, float(row[MEMORY_MB]))
+                if problem is not None:
+                    report.problems.append(problem)
+                progress(source.piece, runtime, step)
 
     local_table = _table(rows)
+    provided = _provided_rows(pieces, [local.name, *[h.name for h in requested]], report)
     tables = [local_table]
-    for hw in others:
-        tables.append(estimate_rows(local_table, local, hw))
-    if on_progress is not None and others:
-        on_progress(ProgressEvent("*", "*", "estimate", done, total))
-    report.table = _table(pd.concat(tables, ignore_index=True).to_dict("records")) if rows else (
-        empty_profile_table())
+    if others and rows:
+        stats = _piece_stats(pieces, plans, cache, prepared_by_piece,
+                             lambda step: progress("*", "*", step))
+        report.kernel_stats = stats
+        calibration = calibration or current_calibration(cache.store)
+        for hw in others:
+            tables.append(calibrated_rows(local_table, local, hw, stats, calibration))
+        if on_progress is not None:
+            on_progress(ProgressEvent("*", "*", "estimate", done, total))
+    combined = pd.concat([t for t in tables if not t.empty] or [empty_profile_table()],
+                         ignore_index=True)
+    if provided:
+        combined = _merge_provided(combined, _table(provided))
+    report.table = _table(combined.to_dict("records")) if len(combined) else empty_profile_table()
     return report
+
+
+def _provided_rows(pieces: list[PieceSource], hardware_names: list[str],
+                   report: ProfileReport) -> list[dict]:
+    rows: list[dict] = []
+    for provider in list(extra_row_providers):
+        try:
+            rows.extend(provider(pieces, hardware_names) or [])
+        except Exception as exc:  # noqa: BLE001 - a provider's failure is a problem, not a crash
+            name = getattr(provider, "__qualname__", repr(provider))
+            logger.warning("row provider %s failed: %s", name, exc)
+            report.problems.append(ProfileProblem("*", "*", "*", type(exc).__name__,
+                                                  f"row provider {name} failed: {exc}"))
+    return rows
+
+
+def _merge_provided(table: pd.DataFrame, provided: pd.DataFrame) -> pd.DataFrame:
+    """Append provided rows; drop estimated rows (and duplicates) they cover."""
+    identity = [PIECE, HARDWARE, RUNTIME, BATCH]
+    covered = set(map(tuple, provided[identity].itertuples(index=False)))
+    keep = [not (tuple(r) in covered and s == ESTIMATED)
+            for r, s in zip(table[identity].itertuples(index=False), table[SOURCE])]
+    merged = pd.concat([table[keep], provided], ignore_index=True)
+    return merged.drop_duplicates(identity + [SOURCE], keep="last").reset_index(drop=True)
+
+
+def _piece_stats(pieces, plans, cache: ProfileCache, prepared_by_piece: dict,
+                 progress: Callable[[str], None]) -> dict[str, KernelStats]:
+    """Kernel statistics per piece (at its first batch), cached; misses in one TVM child."""
+    stats: dict[str, KernelStats] = {}
+    missing = []
+    for source, plan in zip(pieces, plans):
+        batch, batch_source, batch_digest = plan[0]
+        key = stats_key(batch_digest, batch_source.input_shapes)
+        entry = cache.get(key)
+        if entry is not None and "kernel_stats" in entry:
+            stats[source.piece] = KernelStats.from_dict(entry["kernel_stats"])
+            continue
+        prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
+        if not prepared:
+            prepared.append(_prepare(batch_source))
+        missing.append((source.piece, key, prepared[0], batch))
+    if missing:
+        progress("stats")
+        found = kernel_stats_many([(piece, model, batch) for piece, _, model, batch in missing])
+        for (piece, key, _, _), piece_stats in zip(missing, found):
+            if not piece_stats.note:  # a crash or timeout may not recur: retry next time
+                cache.put(key, {"kernel_stats": piece_stats.to_dict()})
+            stats[piece] = piece_stats
+    return stats
+
+
+def piece_kernel_stats(pieces: list[PieceSource],
+                       cache: ProfileCache | None = None) -> dict[str, KernelStats]:
+    """Kernel statistics (FLOPs and bytes per fused kernel) of each piece at its input shapes,
+    as the estimator sees them; cached by content like the measurements."""
+    cache = cache if cache is not None else ProfileCache()
+    digests = [model_digest(source.onnx_path) for source in pieces]
+    plans = [[(_batch(source), source, digest)] for source, digest in zip(pieces, digests)]
+    return _piece_stats(pieces, plans, cache, {}, lambda step: None)
+
+
+def _prepare(source: PieceSource):
+    """The prepared model, named after the piece so TVM's and ORT's messages name it."""
+    prepared = prepare_onnx(source.onnx_path, source.input_shapes)
+    prepared.graph.name = source.piece
+    return prepared
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+def _batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None,
+                local: HardwareClass, report: ProfileReport) -> list[tuple[int, PieceSource, str]]:
+    """(batch, source at that batch, model digest) for each batch to profile, ascending."""
+    base = _batch(source)
+    if batches is None or set(int(b) for b in batches) == {base}:
+        return [(base, source, digest)]
+    wanted = sorted({int(b) for b in batches})
+    mode = batch_mode(source)
+    if mode == "none":
+        report.problems.append(ProfileProblem(
+            source.piece, "*", local.name, "FixedBatch",
+            f"{source.piece}: its inputs have no common batch dimension; profiled at the given "
+            f"shapes only"))
+        return [(base, source, digest)]
+    plan = []
+    for batch in wanted:
+        shapes = rebatched_shapes(source, batch)
+        if batch == base:
+            plan.append((batch, source, digest))
+        elif mode == "symbolic":
+            plan.append((batch, source.model_copy(update={"input_shapes": shapes}), digest))
+        else:
+            path = rebatched_file(source, digest, batch)
+            if path is None:
+                report.problems.append(ProfileProblem(
+                    source.piece, "*", local.name, "FixedBatch",
+                    f"{source.piece}: the batch dimension is fixed at {base} in the ONNX file "
+                    f"and cannot be re-set safely; profiled at batch {base} only"))
+                return [(base, source, digest)]
+            plan.append((batch, PieceSource(piece=source.piece, onnx_path=path,
+                                            input_shapes=shapes), model_digest(path)))
+    return plan
+
+
+def rebatched_shapes(source: PieceSource, batch: int) -> dict[str, list[int]]:
+    """The input shapes with the batch dim (dim 0 of every input that has the base batch) = batch."""
+    base = _batch(source)
+    return {name: ([batch, *shape[1:]] if shape and shape[0] == base else list(shape))
+            for name, shape in source.input_shapes.items()}
+
+
+def batch_mode(source: PieceSource) -> str:
+    """"symbolic" (dim 0 of the batched inputs is a symbol), "fixed" (a number) or "none"."""
+    import onnx
+
+    from profiles.onnx_prep import graph_inputs
+
+    model = onnx.load(str(source.onnx_path), load_external_data=False)
+    base = _batch(source)
+    modes = set()
+    for value in graph_inputs(model):
+        shape = source.input_shapes.get(value.name)
+        if not shape or shape[0] != base:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not value.type.tensor_type.HasField("shape") or not dims or not dims[0].HasField("dim_value"):
+            modes.add("symbolic")
+        else:
+            modes.add("fixed")
+    if not modes:
+        return "none"
+    return "fixed" if "fixed" in modes else "symbolic"
+
+
+def rebatched_file(source: PieceSource, digest: str, batch: int):
+    """A copy of a fixed-batch model with its batch dim set to `batch`, when that is safe.
+
+    Safe means: the re-batched model prepares, and on a random batch each sample's output
+    equals the original model's output for that sample alone (ONNX Runtime, rtol 1e-4). A
+    Reshape with the batch baked into its target fails that check. Returns None when unsafe;
+    the checked file is cached under `cache_root()/rebatched/`."""
+    import numpy as np
+    import onnx
+
+    from profiles.onnx_prep import random_inputs
+    from profiles.ort_adapter import run_onnxruntime
+    from profiles.paths import cache_root
+
+    path = cache_root() / "rebatched" / f"{digest[:32]}-b{batch}.onnx"
+    if path.is_file():
+        return path
+    base = _batch(source)
+    shapes = rebatched_shapes(source, batch)
+    model = onnx.load(str(source.onnx_path))
+    for value in model.graph.input:
+        if value.name in shapes and shapes[value.name] != list(source.input_shapes[value.name]):
+            value.type.tensor_type.shape.dim[0].ClearField("dim_param")
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == base:
+            dims[0].dim_value = batch
+    try:
+        batched = prepare_onnx(model, shapes)
+        single = prepare_onnx(source.onnx_path, source.input_shapes)
+        with tempfile.TemporaryDirectory(prefix="rebatch-") as tmp:
+            onnx.save(batched, f"{tmp}/batched.onnx")
+            onnx.save(single, f"{tmp}/single.onnx")
+            feeds = random_inputs(batched, seed=1)
+            outs = run_onnxruntime(f"{tmp}/batched.onnx", feeds, 1)
+            for i in range(batch // base):
+                part = {k: (v[i * base:(i + 1) * base] if list(v.shape) != list(
+                    source.input_shapes[k]) else v) for k, v in feeds.items()}
+                ref = run_onnxruntime(f"{tmp}/single.onnx", part, 1)
+                for got, want in zip(outs, ref):
+                    if got.shape[0] != batch or not np.allclose(
+                            got[i * base:(i + 1) * base], want, rtol=1e-4, atol=1e-5):
+                        return None
+    except Exception as exc:  # noqa: BLE001 - any failure (prepare, ORT, shapes) means "not safe"
+        logger.info("%s: cannot re-batch to %d: %s", source.piece, batch, exc)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, model.SerializeToString())
+    return path
 
 
 def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, batch: int,
@@ -197,7 +464,7 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
         return row, Measurement.model_validate(cached["measurement"]), None, "cached"
     if not prepared:
         progress("prepare")
-        prepared.append(prepare_onnx(source.onnx_path, source.input_shapes))
+        prepared.append(_prepare(source))
         _remember_io_bytes(cache, digest, source, prepared[0])
     progress("measure")
     try:

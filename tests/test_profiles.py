@@ -17,7 +17,6 @@ from onnx import TensorProto, helper, numpy_helper
 from profiles import profiler as profiler_module
 from profiles.cache import ProfileCache, profile_key
 from profiles.estimate import (
-    PROVISIONAL_ERROR_BAND,
     estimate_rows,
     estimated_runtimes,
     scale_factor,
@@ -323,7 +322,7 @@ def test_profile_pieces_adds_estimated_rows(tmp_path, classifier_path):
     estimated = table[table[HARDWARE] == other].set_index(RUNTIME)
     assert set(estimated.index) == {"tvm", "onnxruntime"}
     assert (estimated[SOURCE] == "estimated").all()
-    assert (estimated[ERROR_BAND] == PROVISIONAL_ERROR_BAND).all()
+    assert ((estimated[ERROR_BAND] > 0) & (estimated[ERROR_BAND] < 1)).all()
     assert local[ERROR_BAND].isna().all()
     assert (estimated[LATENCY_MS_P50] > local[LATENCY_MS_P50]).all()  # the Pi 5 is slower
     assert (estimated[MEMORY_MB] == local[MEMORY_MB]).all()

@@ -1,0 +1,245 @@
+"""Runtimes side by side, and how well the calibrated estimator predicts a model it never saw.
+
+    python bench/profiles_bench.py                       # zoo + exported models, measure (cached), fit, report
+    python bench/profiles_bench.py --save-calibration    # also store the fit for `profile_pieces`
+    python bench/profiles_bench.py --models resnet18 torch-gru --tvm-batches 1 --ort-batches 1
+
+For each zoo model (profiles/zoo.py) and each real exported model (profiles/exported.py; needs
+torch) it prints the p50 latency under TVM untuned, TVM tuned (when a `tvm-tuned` row for it is in
+the cache, found through `profiles.profiler.extra_row_providers`; otherwise "not tuned") and ONNX
+Runtime, as ratios to ONNX Runtime, with TVM's agreement with ONNX Runtime. Then it fits the
+estimator's efficiencies on every measured row (all batches) and reports leave-one-model-out
+errors: each model family (the zoo's and torch's ResNet-18 are one family, and so on) is left out
+in turn, the efficiencies are refitted on the rest, and the left-out rows are predicted.
+
+Measurements go through `profile_pieces` with the default `MeasureConfig` and the user's profile
+cache, so a second run measures nothing, and the rows serve later `placement profile` runs too.
+A cold run takes ~15-25 minutes on 2 cores (untuned TVM is slow; batch 2 doubles it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from profiles.cache import ProfileCache
+from profiles.calibration import (
+    Calibration,
+    Sample,
+    calibrate,
+    default_calibration,
+    leave_one_model_out,
+    save_calibration,
+)
+from profiles.hardware import local_hardware
+from profiles.measure import MeasureConfig
+from profiles.profiler import (
+    PieceSource,
+    extra_row_providers,
+    piece_kernel_stats,
+    profile_pieces,
+)
+from profiles.table import BATCH, LATENCY_MS_P50, PIECE, RUNTIME
+from profiles.tvm_adapter import tvm_version
+from profiles.zoo import ZOO_MODELS, zoo_input_shapes, zoo_model_path
+
+# Model families: a model is left out of the fit together with its relatives.
+FAMILIES = {"resnet18": "resnet18", "torch-resnet18": "resnet18",
+            "mobilenetv2": "mobilenet", "torch-mobilenet": "mobilenet",
+            "transformer-encoder": "transformer", "torch-transformer": "transformer"}
+
+
+def sources(names: list[str] | None, console: Console) -> list[PieceSource]:
+    from profiles.exported import ExportUnavailableError, available_models, export_model
+
+    out = [PieceSource(piece=n, onnx_path=zoo_model_path(n), input_shapes=zoo_input_shapes(n))
+           for n in ZOO_MODELS if not names or n in names]
+    exported = available_models()
+    if not exported:
+        console.log("torch is not installed: no exported models (pip install torch==2.13.0)")
+    for name in exported:
+        if names and name not in names:
+            continue
+        try:
+            e = export_model(name)
+        except ExportUnavailableError as exc:
+            console.log(str(exc))
+            continue
+        out.append(PieceSource(piece=name, onnx_path=e.path, input_shapes=e.input_shapes))
+    return out
+
+
+def _parse_batches(text: str) -> tuple[int, ...]:
+    return tuple(int(b) for b in text.split(",") if b.strip())
+
+
+def measure(pieces, tvm_batches, ort_batches, cache: ProfileCache, console: Console):
+    config = MeasureConfig()
+    reports = []
+    for runtime, batches in (("onnxruntime", ort_batches), ("tvm", tvm_batches)):
+        t0 = time.perf_counter()
+
+        def progress(e, runtime=runtime):
+            if e.step in ("measured", "failed", "cached"):
+                console.log(f"{e.piece} {e.runtime}: {e.step} ({e.done}/{e.total})")
+
+        reports.append(profile_pieces(pieces, [], runtimes=(runtime,), config=config, cache=cache,
+                                      batches=batches, on_progress=progress))
+        console.log(f"{runtime}: {time.perf_counter() - t0:.0f} s")
+    return reports
+
+
+def tuned_rows(pieces) -> dict[str, float]:
+    """p50 of a tvm-tuned row at batch 1 per piece, from the registered row providers."""
+    with contextlib.suppress(ImportError):  # the tuning module registers its provider
+        import profiles.tuning  # noqa: F401
+    found = {}
+    for provider in list(extra_row_providers):
+        try:
+            rows = provider(pieces, [local_hardware().name])
+        except Exception:  # noqa: BLE001
+            continue
+        for r in rows or []:
+            if r.get(RUNTIME) == "tvm-tuned" and int(r.get(BATCH, 1)) == 1:
+                found[r[PIECE]] = float(r[LATENCY_MS_P50])
+    return found
+
+
+def runtime_table(pieces, reports, stats, console: Console) -> Table:
+    hw = local_hardware()
+    table = Table(title=f"p50 ms at batch 1 on {hw.name}: TVM {tvm_version()} untuned, tuned, "
+                        "ONNX Runtime (ratios: / ORT; above 1 = slower than ORT)")
+    for column in ("model", "GFLOP", "TVM", "TVM tuned", "ORT", "TVM/ORT", "tuned/ORT",
+                   "TVM vs ORT max|d|", "rel"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    measurements = {}
+    for report in reports:
+        measurements.update(report.batch_measurements)
+    problems = {(p.piece, p.runtime): p for report in reports for p in report.problems}
+    tuned = tuned_rows(pieces)
+    for source in pieces:
+        name = source.piece
+        ort = measurements.get((name, "onnxruntime", 1))
+        tvm = measurements.get((name, "tvm", 1))
+        ort_ms = ort.latency_ms_p50 if ort else None
+        tvm_cell = f"{tvm.latency_ms_p50:.1f}" if tvm else (
+            f"failed ({problems[(name, 'tvm')].error_type})" if (name, "tvm") in problems else "-")
+        tuned_ms = tuned.get(name)
+        table.add_row(
+            name, f"{stats[name].flops / 1e9:.2f}" if name in stats else "-", tvm_cell,
+            f"{tuned_ms:.1f}" if tuned_ms else "not tuned",
+            f"{ort_ms:.2f}" if ort_ms else "-",
+            f"{tvm.latency_ms_p50 / ort_ms:.1f}x" if tvm and ort_ms else "-",
+            f"{tuned_ms / ort_ms:.1f}x" if tuned_ms and ort_ms else "-",
+            f"{tvm.max_abs_diff_vs_ort:.1e}" if tvm and tvm.max_abs_diff_vs_ort is not None else "-",
+            f"{tvm.max_rel_diff_vs_ort:.1e}" if tvm and tvm.max_rel_diff_vs_ort is not None else "-",
+        )
+        if (name, "tvm") in problems and tvm is None:
+            console.log(f"{name}: TVM: {problems[(name, 'tvm')].message.splitlines()[0]}")
+    return table
+
+
+def samples_from(reports, stats) -> list[Sample]:
+    out = []
+    for report in reports:
+        for (piece, runtime, batch), m in report.batch_measurements.items():
+            if piece in stats:
+                out.append(Sample(piece, runtime, batch, m.latency_ms_p50, stats[piece]))
+    return out
+
+
+def loo_tables(samples, console: Console) -> tuple[list[Table], dict]:
+    hw = local_hardware()
+    tables, summary = [], {}
+    for runtime in sorted({s.runtime for s in samples}):
+        loo = leave_one_model_out(samples, hw, runtime, FAMILIES)
+        table = Table(title=f"{runtime}: leave-one-model-out estimate vs measured p50 on {hw.name}")
+        for column in ("model", "batch", "measured ms", "estimated ms", "error"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for r in sorted(loo.rows, key=lambda r: (r["model"], r["batch"])):
+            table.add_row(r["model"], str(r["batch"]), f"{r['measured_ms']:.2f}",
+                          f"{r['predicted_ms']:.2f}", f"{r['rel_error']:+.0%}")
+        tables.append(table)
+        summary[runtime] = loo
+    return tables, summary
+
+
+def summary_table(summary) -> Table:
+    table = Table(title="estimator error, leave one model family out (target: median <= 25%)")
+    for column in ("runtime", "models", "rows", "median |error|", "p90 |error| (error band)",
+                   "worst model (median)"):
+        table.add_column(column)
+    for runtime, loo in summary.items():
+        per_model = loo.per_model()
+        worst = max(per_model, key=per_model.get)
+        table.add_row(runtime, str(len(per_model)), str(len(loo.rows)), f"{loo.median_error:.0%}",
+                      f"{loo.p90_error:.0%}", f"{worst} {per_model[worst]:.0%}")
+    return table
+
+
+def params_table(fitted) -> Table:
+    table = Table(title="fitted efficiencies (fraction of the usable peak)")
+    for column in ("runtime", "conv", "dwconv", "matmul", "other", "bandwidth", "launch us",
+                   "error band"):
+        table.add_column(column, justify="right")
+    for runtime, p in fitted.items():
+        table.add_row(runtime, *(f"{p.efficiency[k]:.3f}" for k in ("conv", "dwconv", "matmul",
+                                                                     "other")),
+                      f"{p.bandwidth_efficiency:.3f}", f"{p.launch_ms * 1000:.1f}",
+                      f"±{p.error_band:.0%}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="only these (zoo or exported names)")
+    parser.add_argument("--tvm-batches", default="1,2", help="batches measured under TVM")
+    parser.add_argument("--ort-batches", default="1,2,4", help="batches measured under ORT")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="profile cache directory (default: the user's; another one "
+                             "re-measures everything)")
+    parser.add_argument("--save-calibration", action="store_true",
+                        help="store the fit in the profile store (used by profile_pieces)")
+    args = parser.parse_args()
+    console = Console(width=200)
+    pieces = sources(args.models, console)
+    cache = ProfileCache(args.cache) if args.cache else ProfileCache()
+    reports = measure(pieces, _parse_batches(args.tvm_batches), _parse_batches(args.ort_batches),
+                      cache, console)
+    t0 = time.perf_counter()
+    stats = piece_kernel_stats(pieces, cache)
+    console.log(f"kernel statistics: {time.perf_counter() - t0:.0f} s "
+                f"({', '.join(f'{n}: {s.method}' for n, s in stats.items())})")
+    console.print(runtime_table(pieces, reports, stats, console))
+    samples = samples_from(reports, stats)
+    tables, summary = loo_tables(samples, console)
+    for table in tables:
+        console.print(table)
+    console.print(summary_table(summary))
+    fitted = calibrate(samples, local_hardware(), FAMILIES)
+    console.print(params_table(fitted))
+    console.print("FITTED_CPU = {")
+    for runtime, p in fitted.items():
+        console.print(f"    {runtime!r}: RuntimeParams.model_validate({p.model_dump()!r}),")
+    console.print("}")
+    if args.save_calibration:
+        builtin = default_calibration()
+        save_calibration(Calibration(cpu={**builtin.cpu, **fitted},
+                                     fitted_on=f"{local_hardware().name} (bench)"),
+                         ProfileCache().store)
+        console.log("calibration saved to the profile store")
+    errors = [abs(r["rel_error"]) for loo in summary.values() for r in loo.rows]
+    console.log(f"all runtimes: median |LOO error| {np.median(errors):.0%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -653,11 +653,31 @@ class Calibration(BaseModel):
 
     cpu: dict[str, RuntimeParams]
     fitted_on: str = ""
+    fitted_arch: str = "x86_64"
 
     def params(self, hardware: HardwareClass, runtime: str) -> RuntimeParams | None:
         if hardware.kind == "cpu":
-            return self.cpu.get(runtime)
+            fitted = self.cpu.get(runtime)
+            if fitted is None or hardware.arch == self.fitted_arch:
+                return fitted
+            return _other_arch(fitted, hardware.arch)
         return ASSUMED.get((hardware.kind, runtime))
+
+
+# A CPU fit does not carry over to another instruction set: ONNX Runtime's x86 kernels reach a
+# far larger share of peak (AVX-512 GEMM) than its NEON kernels on small Arm cores. Until an
+# Arm device is measured (`placement profile --tracker`), compute efficiencies are capped at an
+# assumed Arm level and the band is widened to ±100 %.
+OTHER_ARCH_EFFICIENCY_CAP = 0.3
+
+
+def _other_arch(fitted: RuntimeParams, arch: str) -> RuntimeParams:
+    return fitted.model_copy(update={
+        "efficiency": {k: min(v, OTHER_ARCH_EFFICIENCY_CAP) for k, v in fitted.efficiency.items()},
+        "error_band": max(fitted.error_band, 1.0),
+        "source": f"{fitted.source}; transferred to {arch} with compute efficiency capped at "
+                  f"{OTHER_ARCH_EFFICIENCY_CAP:.0%} (assumed, not measured)",
+    })
 
 
 def default_calibration() -> Calibration:

@@ -211,7 +211,7 @@ def test_gpu_rows_come_from_the_roofline_not_from_cpu_latency():
 
 def test_cpu_rows_use_the_calibration_and_carry_each_batch():
     local = local_hardware()
-    pi = get_hardware("arm-cortex-a76-4c")
+    pi = get_hardware("x86-zen4-4c")  # same instruction set as the fit: used as fitted
     stats = {"p": KernelStats((Kernel("conv", "conv", 3.6e9, 4.7e7, 2.5e7, 1),), 1, "tir")}
     calibration = Calibration(cpu={"tvm": params(conv=0.02).model_copy(
         update={"single_thread": True, "error_band": 0.3}), "onnxruntime": params(conv=0.4)})
@@ -226,6 +226,19 @@ def test_cpu_rows_use_the_calibration_and_carry_each_batch():
     # a piece without statistics falls back to the provisional ratio (and its ±50 %)
     fallback = calibrated_rows(_local_rows(local), local, pi, {}, calibration)
     assert (fallback[ERROR_BAND] == 0.5).all()
+
+
+def test_a_cpu_fit_does_not_carry_over_to_another_instruction_set_unchanged():
+    local = local_hardware()
+    arm = get_hardware("arm-cortex-a76-4c")
+    stats = {"p": KernelStats((Kernel("conv", "conv", 3.6e9, 4.7e7, 2.5e7, 1),), 1, "tir")}
+    calibration = Calibration(cpu={"onnxruntime": params(conv=0.9).model_copy(update={"error_band": 0.3})})
+    rows = validate_profile_table(calibrated_rows(_local_rows(local), local, arm, stats, calibration))
+    ort = rows[rows[RUNTIME] == "onnxruntime"]
+    assert (ort[ERROR_BAND] >= 1.0).all()
+    capped = calibration.params(arm, "onnxruntime")
+    assert capped.efficiency["conv"] == pytest.approx(0.3)
+    assert ort[ort[BATCH] == 1].iloc[0][LATENCY_MS_P50] == pytest.approx(predict_ms(stats["p"], 1, arm, capped))
 
 
 def test_calibration_saved_in_the_store_is_used(tmp_path):

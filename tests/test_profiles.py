@@ -322,7 +322,7 @@ def test_profile_pieces_adds_estimated_rows(tmp_path, classifier_path):
     estimated = table[table[HARDWARE] == other].set_index(RUNTIME)
     assert set(estimated.index) == {"tvm", "onnxruntime"}
     assert (estimated[SOURCE] == "estimated").all()
-    assert ((estimated[ERROR_BAND] > 0) & (estimated[ERROR_BAND] < 1)).all()
+    assert (estimated[ERROR_BAND] > 0).all()  # an Arm estimate from an x86 fit: a wide band
     assert local[ERROR_BAND].isna().all()
     assert (estimated[LATENCY_MS_P50] > local[LATENCY_MS_P50]).all()  # the Pi 5 is slower
     assert (estimated[MEMORY_MB] == local[MEMORY_MB]).all()

@@ -127,13 +127,28 @@ def _load(spec_path: Path):
     return load_spec(spec_path)
 
 
-def _profiles_for(spec, base_dir, offers, profiles_csv: Optional[Path], show_progress: bool):
+def parse_batches(text: Optional[str]):
+    """'1,2,4,8' -> (1, 2, 4, 8); None stays None (profile the spec's shapes as given)."""
+    if not text:
+        return None
+    from placement.api import InputError
+
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise InputError(f"--batches: expected comma-separated positive integers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise InputError(f"--batches: batch sizes must be positive, got {text!r}")
+    return values
+
+
+def _profiles_for(spec, base_dir, offers, profiles_csv: Optional[Path], show_progress: bool, batches=None):
     from placement import api
 
     if profiles_csv is not None:
         return api.load_profiles(profiles_csv), []
     with _progress(show_progress) as on_progress:
-        report = api.profile_spec(spec, base_dir, offers, on_progress=on_progress)
+        report = api.profile_spec(spec, base_dir, offers, on_progress=on_progress, batches=batches)
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
     return report.table, report.problems
@@ -223,6 +238,7 @@ def plan(
     pricing_model: Optional[str] = typer.Option(
         None, "--pricing-model", help="on-demand, spot, reserved-1y or reserved-3y (overrides the spec)"),
     discount: list[str] = typer.Option([], "--discount", help="provider=percent, e.g. aws=12.5 (overrides the spec)"),
+    batches: Optional[str] = typer.Option(None, "--batches", help="profile and plan these batch sizes, e.g. 1,2,4,8"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cheapest placement meeting the SLO and the budget; writes plan.json."""
@@ -233,7 +249,7 @@ def plan(
     spec, base_dir = _load(spec_path)
     spec = _with_prices(spec, pricing_model, discount)
     offers = _offers(offers_csv)
-    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
+    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json, parse_batches(batches))
     outcome = api.plan_spec(spec, base_dir, profiles, offers, objective=objective)
     _write_outputs(outcome, output, summary)
     if as_json:

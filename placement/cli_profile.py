@@ -47,6 +47,8 @@ def profile(
         from placement.api import InputError
 
         raise InputError(f"{remote_config}: no tracker: pass --tracker HOST:PORT or set `tracker:`")
+    if tracker:
+        _check_tracker(tracker)  # before minutes of local profiling
     table, _ = _profiles_for(spec, base_dir, offers, None, not as_json, parse_batches(batches))
     table = _with_cached_rows(table, spec, base_dir)
     if tracker:
@@ -68,6 +70,17 @@ def profile(
         t.add_row(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], f"{r[pt.LATENCY_MS_P50]:.2f}",
                   f"{r[pt.LATENCY_MS_P95]:.2f}", f"{r[pt.MEMORY_MB]:.0f}", src)
     out.print(t)
+
+
+def _check_tracker(tracker: str) -> None:
+    from placement.api import InputError
+    from profiles.remote import RemoteConfigError
+    from profiles.rpc import RpcError, tracker_status
+
+    try:
+        tracker_status(tracker)
+    except (RpcError, RemoteConfigError) as exc:
+        raise InputError(str(exc)) from None
 
 
 def _remote_config(path: Optional[Path]):
@@ -158,8 +171,9 @@ def tune(
 
     Trials are spread over all kernels of each model; the tuning database (one per hardware
     class) is shared by all models and kept between runs, so a run that is stopped resumes where
-    it stopped. Pieces are tuned one after another, each getting an equal share of the budget
-    that is left (a piece that needs less leaves more to the next)."""
+    it stopped. The budget is split equally over the pieces; a piece's share is its total search
+    time on this hardware class across runs, so running the same command again only finishes
+    what an interrupted run left, and a larger budget tunes further."""
     import time
 
     from placement import api
@@ -190,13 +204,9 @@ def tune(
 
     results, failed = [], []
     started = time.monotonic()
+    share = budget_s / max(1, len(pieces))  # fixed shares: a re-run resumes each piece's plan
     with _tune_progress(not as_json, err) as on_progress:
-        for i, source in enumerate(pieces):
-            left = budget_s - (time.monotonic() - started)
-            if left <= 1:
-                failed.append((source.piece, "budget spent before this piece"))
-                continue
-            share = left / (len(pieces) - i)
+        for source in pieces:
             try:
                 results.append(tune_piece(source, hardware, share, trials_per_task=trials_per_task,
                                           on_progress=on_progress))

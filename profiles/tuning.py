@@ -9,14 +9,15 @@
    database appends one line per measured trial as it goes, so a crash or `kill -9` of the
    tuning process loses no finished trial; a torn last line is dropped before the next run
    (`TuningDatabase.repair`). A file lock keeps two tuning runs off one database.
-2. **Budget -> trials.** The budget buys `T = budget / seconds-per-trial / tasks` trials per task
-   (`trials_per_task` overrides it). Seconds per trial is calibrated per database from earlier
-   runs (wall time of the whole search divided by trials: build, run, cost model, evolution),
-   1.5 s until the first run has measured it. Every task gets its share — no piling onto the
-   first tasks — and a task that already holds `T` records (from an earlier, killed run, or from
-   another model) is skipped, so a re-run only does what is missing. The search also stops on
-   the wall clock at the budget; when trials turn out slower than calibrated, the tasks still to
-   come get proportionally fewer trials instead of none.
+2. **Budget -> trials.** The budget is the search time for this model on this class in total
+   over all runs (a per-model plan, `runs/<piece>-<hash>/plan.json`, records what was spent).
+   What is left buys `T = left / seconds-per-trial / tasks` trials per task (`trials_per_task`
+   overrides it); seconds per trial is calibrated per database from earlier runs (1.5 s until
+   measured). Every task gets its share — no piling onto the first tasks — and a task that
+   already holds `T` records (from an interrupted run, or from another model) is skipped, so a
+   re-run only does what is missing and a larger budget tunes further. The time left is shared
+   among the tasks still to tune, so slow trials thin every task instead of starving the last
+   ones; fast trials raise `T` in top-up passes; the search stops at the budget.
 3. **Child process.** The search runs in a spawned child (MetaSchedule crashes and hangs stay
    there); it reports progress (tasks done, trials, the best estimated latency, time left)
    through a pipe, and the parent turns that into `TuneProgress` events. This layer prints
@@ -65,6 +66,8 @@ RECORD_FILE = "database_tuning_record.json"
 CALIBRATION_FILE = "calibration.json"
 TASK_STATE_FILE = "task_state.json"
 LOCK_FILE = "tuning.lock"
+PLAN_FILE = "plan.json"           # per model: search time spent so far, trials per task
+MAX_PASSES = 4                    # top-up passes when trials are faster than calibrated
 
 DEFAULT_SECONDS_PER_TRIAL = 1.5   # until a run on this database has measured it
 MAX_TRIALS_PER_TASK = 2000
@@ -338,6 +341,8 @@ class TuneResult:
     seconds_per_trial: float = DEFAULT_SECONDS_PER_TRIAL
     measurement: Measurement | None = None
     row: dict | None = None
+    source: object | None = None  # the PieceSource tuned
+    spent_before_s: float = 0.0   # search time earlier runs spent on this model and class
 
     @property
     def tasks_skipped(self) -> int:
@@ -374,14 +379,15 @@ def resolve_tuning_hardware(hardware: HardwareClass | str | None) -> HardwareCla
     return hw
 
 
-def tuned_profile_key(source, hardware: str, config: MeasureConfig | None = None) -> str:
+def tuned_profile_key(source, hardware: str, config: MeasureConfig | None = None,
+                      digest: str | None = None) -> str:
     """The ProfileCache key of a piece's tvm-tuned row (the profiler's key, runtime tvm-tuned)."""
     from profiles.cache import profile_key
     from profiles.onnx_prep import model_digest
 
-    return profile_key(model_digest(source.onnx_path), source.input_shapes, hardware, TVM_TUNED,
-                       _batch(source.input_shapes), _tvm_version(), config or MeasureConfig(),
-                       _profile_extra())
+    return profile_key(digest or model_digest(source.onnx_path), source.input_shapes, hardware,
+                       TVM_TUNED, _batch(source.input_shapes), _tvm_version(),
+                       config or MeasureConfig(), _profile_extra())
 
 
 def tune_piece(
@@ -420,12 +426,13 @@ def tune_piece(
     db = TuningDatabase.for_hardware(hw.name)
     piece = source.piece
     started = time.monotonic()
+    view = {"budget_s": budget_s}  # the budget left for this run, once the plan is read
 
     def emit(phase: str, **fields) -> None:
         if on_progress is not None:
             on_progress(TuneProgress(phase=phase, piece=piece, hardware=hw.name,
-                                     elapsed_s=time.monotonic() - started, budget_s=budget_s,
-                                     **fields))
+                                     elapsed_s=time.monotonic() - started,
+                                     budget_s=view["budget_s"], **fields))
 
     prepared = prepare_onnx(source.onnx_path, source.input_shapes)
     lock = db.lock()
@@ -437,21 +444,28 @@ def tune_piece(
     try:
         db.repair()
         prior_spt = db.seconds_per_trial() or DEFAULT_SECONDS_PER_TRIAL
-        run_dir = db.directory / "runs" / _safe_name(piece)
+        run_dir = db.directory / "runs" / _run_name(piece, prepared, source.input_shapes)
         run_dir.mkdir(parents=True, exist_ok=True)
+        plan = _read_plan(run_dir)
+        spent_before = float(plan.get("spent_s", 0.0))
+        budget_left = max(0.0, budget_s - spent_before)
+        view["budget_s"] = budget_left
         with tempfile.TemporaryDirectory(prefix="tvm-tune-") as tmp:
             model_path = save_model(prepared, Path(tmp) / "model.onnx")
             payload = {
                 "model_path": str(model_path), "inputs": input_specs(prepared),
                 "target": dict(hw.tvm_target or {}), "arch": hw.arch, "cores": hw.cores,
                 "database": str(db.directory), "log_dir": str(run_dir),
-                "budget_s": budget_s, "trials_per_task": trials_per_task,
+                "budget_s": budget_s, "budget_left_s": budget_left,
+                "spent_before_s": spent_before, "plan_path": str(run_dir / PLAN_FILE),
+                "trials_per_task": trials_per_task,
+                "previous_trials_per_task": plan.get("trials_per_task"),
                 "seconds_per_trial": prior_spt, "seed": seed,
             }
             tracker = _ProgressTracker(emit)
             try:
                 outcome = _run_child_events(
-                    "_child_tune", payload, timeout_s=budget_s + STOP_GRACE_S,
+                    "_child_tune", payload, timeout_s=budget_left + STOP_GRACE_S,
                     log_path=run_dir / "child.log", on_event=tracker.on_event)
             except ChildFailure as exc:
                 raise TuningError(_failure_message(exc, "tuning", db)) from exc
@@ -464,7 +478,8 @@ def tune_piece(
         tasks=[TaskOutcome(**t) for t in outcome["tasks"]],
         trials_run=int(outcome["trials_run"]), search_s=float(outcome["search_s"]),
         stopped_by_budget=bool(outcome["stopped_by_budget"]),
-        seconds_per_trial=float(outcome["seconds_per_trial"]),
+        seconds_per_trial=float(outcome["seconds_per_trial"]), source=source,
+        spent_before_s=spent_before,
     )
     db.update_calibration(result.trials_run, result.search_s)
     if result.stopped_by_budget:
@@ -491,6 +506,26 @@ def tune_piece(
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "piece"
+
+
+def _run_name(piece: str, prepared, input_shapes: Mapping[str, Sequence[int]]) -> str:
+    """runs/<piece>-<hash of the prepared model and shapes>: one plan per model and shapes."""
+    import hashlib
+
+    from profiles.onnx_prep import model_digest
+
+    fields = {"model": model_digest(prepared),
+              "shapes": {k: [int(d) for d in v] for k, v in sorted(input_shapes.items())}}
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{_safe_name(piece)}-{key}"
+
+
+def _read_plan(run_dir: Path) -> dict:
+    try:
+        plan = json.loads((run_dir / PLAN_FILE).read_text())
+        return plan if isinstance(plan, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _failure_message(exc: ChildFailure, what: str, db: TuningDatabase) -> str:
@@ -553,6 +588,10 @@ class _ProgressTracker:
                 if t.get("best_s") is not None:
                     self.best[i] = t["best_s"]
             self._send("plan")
+        elif kind == "replan":
+            self.trials_planned = int(event["trials_planned"])
+            self.tasks_done = 0
+            self._send("tune")
         elif kind == "trials":
             i = event["index"]
             self.task = self.tasks[i]["name"] if i < len(self.tasks) else ""
@@ -765,10 +804,9 @@ def _reporter(report, on_batch):
 def _child_tune(payload: dict, report) -> dict:
     """In the child: extract tasks, plan trials per task, tune task by task, stop on the budget."""
     t_start = time.time()
-    deadline = t_start + float(payload["budget_s"])
+    deadline = t_start + float(payload["budget_left_s"])
     _light_tensor_intrin(payload["arch"])
     report({"event": "extract", "stage": "extract"})
-    import tvm
     import tvm_ffi
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
@@ -791,13 +829,16 @@ def _child_tune(payload: dict, report) -> dict:
     # plan: the budget buys T trials per task (of all tasks, done or not)
     spt = float(payload["seconds_per_trial"])
     n_tasks = max(1, len(extracted))
-    if payload["trials_per_task"]:
+    fixed = bool(payload["trials_per_task"])
+    if fixed:
         per_task = int(payload["trials_per_task"])
+    elif payload.get("previous_trials_per_task"):  # resume the plan of an interrupted run
+        per_task = int(payload["previous_trials_per_task"])
     else:
         per_task = int(max(0.0, deadline - time.time()) / spt / n_tasks)
         per_task = max(1, min(MAX_TRIALS_PER_TASK, per_task))
-    remaining = [0 if (h in exhausted) else max(0, per_task - b.records)
-                 for h, b in zip(hashes, before)]
+    records = [b.records for b in before]
+    remaining = [0 if (h in exhausted) else max(0, per_task - r) for h, r in zip(hashes, records)]
     plan = [{"name": t.task_name, "weight": int(t.weight), "before": b.records,
              "best_s": b.best_s, "skip": r == 0} for t, b, r in zip(extracted, before, remaining)]
     report({"event": "plan", "stage": "plan", "tasks": plan, "trials_per_task": per_task,
@@ -806,80 +847,131 @@ def _child_tune(payload: dict, report) -> dict:
     outcomes = [dict(name=t.task_name, workload=h, weight=int(t.weight), records_before=b.records,
                      target_trials=per_task, trials_run=0,
                      best_us=None if b.best_s is None else b.best_s * 1e6,
-                     skipped=r == 0, exhausted=h in exhausted)
-                for t, h, b, r in zip(extracted, hashes, before, remaining)]
-    state = {"trials": 0, "search_s": 0.0, "stopped": False, "index": 0, "task_trials": 0}
-    todo = [i for i, r in enumerate(remaining) if r > 0]
-    if todo:
+                     skipped=True, exhausted=h in exhausted)
+                for t, h, b in zip(extracted, hashes, before)]
+    state = {"trials": 0, "search_s": 0.0, "stopped": False, "index": 0, "task_trials": 0,
+             "task_deadline": deadline, "cut": False, "per_task": per_task}
+
+    def save_plan() -> None:
+        spent = float(payload["spent_before_s"]) + (time.time() - t_start)
+        atomic_write_text(Path(payload["plan_path"]), json.dumps(
+            {"budget_s": payload["budget_s"], "spent_s": spent,
+             "trials_per_task": state["per_task"], "updated": _now_utc()}, indent=1) + "\n")
+
+    if any(remaining) or not fixed:
         database = ms.database.JSONDatabase(work_dir=payload["database"],
                                             module_equality="structural")
         cores = int(payload["cores"])
-        builder = _persistent_builder(max_workers=max(1, cores))
-        runner = ms.runner.LocalRunner(timeout_sec=30)
-        cost_model = ms.CostModel.create("xgb", num_tuning_cores=1)
-        loggers = get_loggers_from_work_dir(payload["log_dir"], [t.task_name for t in extracted])
-        seeds = fork_seed(int(payload["seed"]), n=len(extracted))
+        tools: dict = {}
+
+        def tuning_tools():
+            if not tools:  # started on first use: a run with nothing to do starts no pools
+                tools["builder"] = _persistent_builder(max_workers=max(1, cores))
+                tools["runner"] = ms.runner.LocalRunner(timeout_sec=30)
+                tools["cost_model"] = ms.CostModel.create("xgb", num_tuning_cores=1)
+                tools["loggers"] = get_loggers_from_work_dir(
+                    payload["log_dir"], [t.task_name for t in extracted])
+                tools["seeds"] = fork_seed(int(payload["seed"]), n=len(extracted))
+                tools["callbacks"] = [*ms.MeasureCallback.create("default"),
+                                      _reporter(report, on_batch)]
+            return tools
 
         def on_batch(n_new: int, best: float | None) -> None:
             state["trials"] += n_new
             state["task_trials"] += n_new
             i = state["index"]
             outcomes[i]["trials_run"] += n_new
+            records[i] += n_new
             if best is not None:
                 old = outcomes[i]["best_us"]
                 outcomes[i]["best_us"] = best * 1e6 if old is None else min(old, best * 1e6)
+            save_plan()
             report({"event": "trials", "stage": "tune", "index": i, "new": n_new,
                     "best_s": best})
-            if time.time() >= deadline:
-                state["stopped"] = True
-                raise _BudgetSpent("budget spent")
-
-        callbacks = [*ms.MeasureCallback.create("default"), _reporter(report, on_batch)]
-        planned_total = sum(remaining)
-        for position, i in enumerate(todo):
             now = time.time()
             if now >= deadline:
                 state["stopped"] = True
-                break
-            # trials get slower than calibrated -> the tasks left share what time is left
-            observed = state["search_s"] / state["trials"] if state["trials"] >= 8 else spt
-            demand = sum(remaining[j] for j in todo[position:])
-            affordable = (deadline - now) / max(observed, 1e-3)
-            n = remaining[i]
-            if demand > affordable:
-                n = max(1, int(remaining[i] * affordable / demand))
-                planned_total -= remaining[i] - n
-            state["index"], state["task_trials"] = i, 0
-            task = extracted[i]
-            population = int(min(512, max(64, 16 * n)))
-            strategy = ms.search_strategy.EvolutionarySearch(
-                population_size=population, init_min_unmeasured=min(50, population // 4))
-            context = ms.TuneContext(
-                mod=task.dispatched[0], target=task.target, space_generator="post-order-apply",
-                search_strategy=strategy, task_name=task.task_name, logger=loggers[i],
-                rand_state=seeds[i], num_threads=max(1, cores)).clone()
-            t0 = time.time()
-            try:
-                ms.tune.tune_tasks(
-                    tasks=[context], task_weights=[float(task.weight)],
-                    work_dir=payload["database"], max_trials_global=n, max_trials_per_task=n,
-                    num_trials_per_iter=min(n, TRIALS_PER_ITER), builder=builder, runner=runner,
-                    database=database, cost_model=cost_model, measure_callbacks=callbacks,
-                    task_scheduler="round-robin")
-            except Exception:  # noqa: BLE001 - our own budget stop comes back wrapped by TVM
-                if not state["stopped"]:
-                    raise
-            finally:
-                state["search_s"] += time.time() - t0
+                raise _BudgetSpent("budget spent")
+            if now >= state["task_deadline"]:  # this task used its share of the time left
+                state["cut"] = True
+                raise _BudgetSpent("task's share of the budget spent")
+
+        planned_total = sum(remaining)
+        for pass_no in range(1 if fixed else MAX_PASSES):
+            if pass_no > 0:
+                # trials were faster than calibrated: raise T with the time left (top-up pass)
+                active = [i for i, h in enumerate(hashes) if not outcomes[i]["exhausted"]]
+                observed = state["search_s"] / state["trials"] if state["trials"] >= 2 else spt
+                extra = int(max(0.0, deadline - time.time()) / max(observed, 1e-3)
+                            / max(1, len(active)))
+                if not active or extra < 2:
+                    break
+                state["per_task"] = min(MAX_TRIALS_PER_TASK, state["per_task"] + extra)
+                remaining = [0 if outcomes[i]["exhausted"] else
+                             max(0, state["per_task"] - records[i]) for i in range(len(hashes))]
+                planned_total = state["trials"] + sum(remaining)
+                report({"event": "replan", "stage": "tune", "trials_planned": planned_total})
+            todo = [i for i, r in enumerate(remaining) if r > 0]
+            if not todo:
+                continue
+            for position, i in enumerate(todo):
+                now = time.time()
+                if now >= deadline:
+                    state["stopped"] = True
+                    break
+                # Each task left gets a share of the time left, in proportion to its missing
+                # trials: when trials are slower than calibrated, later tasks get fewer, not none.
+                observed = state["search_s"] / state["trials"] if state["trials"] >= 8 else spt
+                demand = sum(remaining[j] for j in todo[position:])
+                share_s = (deadline - now) * remaining[i] / demand
+                affordable = (deadline - now) / max(observed, 1e-3)
+                n = remaining[i]
+                if demand > affordable:
+                    n = max(1, int(remaining[i] * affordable / demand))
+                    planned_total -= remaining[i] - n
+                state.update(index=i, task_trials=0, cut=False, task_deadline=now + share_s)
+                outcomes[i]["skipped"] = False
+                t = tuning_tools()
+                task = extracted[i]
+                population = int(min(512, max(64, 16 * n)))
+                strategy = ms.search_strategy.EvolutionarySearch(
+                    population_size=population, init_min_unmeasured=min(50, population // 4))
+                context = ms.TuneContext(
+                    mod=task.dispatched[0], target=task.target,
+                    space_generator="post-order-apply", search_strategy=strategy,
+                    task_name=task.task_name, logger=t["loggers"][i], rand_state=t["seeds"][i],
+                    num_threads=max(1, cores)).clone()
+                # a batch should fit in the task's share, so the time checks between batches bite
+                per_iter = max(4, min(n, TRIALS_PER_ITER, int(share_s / max(observed, 1e-3))))
+                t0 = time.time()
+                try:
+                    ms.tune.tune_tasks(
+                        tasks=[context], task_weights=[float(task.weight)],
+                        work_dir=payload["database"], max_trials_global=n,
+                        max_trials_per_task=n, num_trials_per_iter=min(n, per_iter),
+                        builder=t["builder"], runner=t["runner"], database=database,
+                        cost_model=t["cost_model"], measure_callbacks=t["callbacks"],
+                        task_scheduler="round-robin")
+                except Exception:  # noqa: BLE001 - our own budget stop comes back wrapped
+                    if not (state["stopped"] or state["cut"]):
+                        raise
+                finally:
+                    state["search_s"] += time.time() - t0
+                if state["stopped"]:
+                    break
+                if not state["cut"] and state["task_trials"] < n:  # the search space ran out
+                    outcomes[i]["exhausted"] = True
+                    db_files.mark_exhausted(hashes[i])
+                report({"event": "trials", "stage": "tune", "index": i, "new": 0,
+                        "best_s": None, "task_done": True, "planned": planned_total})
             if state["stopped"]:
                 break
-            if state["task_trials"] < n:  # the search space ran out before n trials
-                outcomes[i]["exhausted"] = True
-                db_files.mark_exhausted(hashes[i])
-            report({"event": "trials", "stage": "tune", "index": i, "new": 0, "best_s": None,
-                    "task_done": True, "planned": planned_total})
-    return {"tasks": outcomes, "trials_per_task": per_task, "trials_run": state["trials"],
-            "search_s": state["search_s"], "stopped_by_budget": state["stopped"],
+    save_plan()
+    for outcome in outcomes:
+        outcome["target_trials"] = state["per_task"]
+    return {"tasks": outcomes, "trials_per_task": state["per_task"],
+            "trials_run": state["trials"], "search_s": state["search_s"],
+            "stopped_by_budget": state["stopped"],
             "seconds_per_trial": (state["search_s"] / state["trials"]) if state["trials"] else spt}
 
 
@@ -1000,18 +1092,19 @@ def cached_tuned_rows(pieces: Sequence, hardware: Sequence[str] | None = None,
     Matches `profiles.profiler.RowProvider` (`provider(pieces, hardware_names)`); a piece whose
     file is missing is skipped (the profiler reports it)."""
     from profiles.cache import ProfileCache
+    from profiles.onnx_prep import model_digest
     from profiles.table import PIECE
 
     cache = cache if cache is not None else ProfileCache()
     names = list(dict.fromkeys(hardware or [local_hardware().name]))
     rows = []
     for source in pieces:
+        try:
+            digest = model_digest(source.onnx_path)
+        except (OSError, ValueError):
+            continue
         for name in names:
-            try:
-                key = tuned_profile_key(source, name, config)
-            except (OSError, ValueError):
-                continue
-            entry = cache.get(key)
+            entry = cache.get(tuned_profile_key(source, name, config, digest))
             if entry and isinstance(entry.get("row"), dict):
                 rows.append({**entry["row"], PIECE: source.piece})
     return rows

@@ -224,6 +224,11 @@ def tune(
                 failed.append((source.piece, str(exc)))
     for name, message in failed:
         print(f"warning: {name}: not tuned: {message}", file=sys.stderr)
+    for r in results:
+        if r.trials_run == 0 and r.spent_before_s >= r.budget_s - 1:
+            print(f"note: {r.piece}: its budget on {r.hardware} was spent by earlier runs "
+                  f"({r.spent_before_s:.0f} s of {r.budget_s:.0f} s); give a larger --budget "
+                  "to tune further", file=sys.stderr)
     if as_json:
         import json
 

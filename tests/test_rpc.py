@@ -297,3 +297,18 @@ def test_missing_cross_compiler_is_named():
 
     with pytest.raises(FileNotFoundError, match="no-such-gcc"):
         check_compiler("no-such-gcc")
+
+
+@pytest.mark.slow
+def test_tuned_library_measured_on_a_tracker_device(tracker, servers, cache_dir, tiny_pieces):
+    from profiles.hardware import local_hardware
+    from profiles.rpc import measure_remote
+    from profiles.tuning import tune_piece
+
+    local = local_hardware().name
+    tune_piece(tiny_pieces[0], None, 60, trials_per_task=2, measure=False)
+    servers("fake-rpi5")
+    report = measure_remote(tiny_pieces[:1], tracker, remote_config_from_dict({"fake-rpi5": local}))
+    assert sorted(report.table["runtime"]) == ["tvm", "tvm-tuned"]
+    assert set(report.table["source"]) == {"measured-rpc"}
+    assert not report.problems

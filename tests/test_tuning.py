@@ -233,3 +233,45 @@ def test_budget_is_a_wall_clock_total_per_model_and_a_rerun_spends_only_what_is_
     more = tune_piece(piece, None, 32, measure=False)  # a larger budget tunes further
     assert more.trials_run > 0
     assert more.trials_per_task >= first.trials_per_task
+
+
+def test_cli_tune_then_profile_shows_the_tuned_row(piece, cache_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from placement.cli import app
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""name: tune-app
+models:
+  - name: two
+    onnx: {piece.onnx_path}
+    inputs: {{x: [1, 64]}}
+dataflow:
+  - {{from: source, to: two, bytes: 256}}
+  - {{from: two, to: sink}}
+load: {{sites: 1, rate_per_site_rps: 1.0}}
+slo: {{latency_ms: 300, percentile: 95}}
+monthly_budget_usd: 1000
+hardware:
+  edge: [rpi5-8gb]
+  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
+network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
+""")
+    runner = CliRunner()
+    bad = runner.invoke(app, ["tune", str(spec), "--budget", "soon"])
+    assert bad.exit_code != 0 and "--budget" in str(bad.exception)
+    result = runner.invoke(app, ["tune", str(spec), "--budget", "2m", "--trials-per-task", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    tuned = json.loads(result.stdout[result.stdout.index("["):])
+    assert tuned[0]["piece"] == "two" and tuned[0]["trials_run"] > 0
+    assert tuned[0]["row"]["runtime"] == TVM_TUNED
+
+    profiled = runner.invoke(app, ["profile", str(spec), "--json"])
+    assert profiled.exit_code == 0, profiled.output
+    rows = json.loads(profiled.stdout[profiled.stdout.index("["):])
+    mine = [r for r in rows if r["runtime"] == TVM_TUNED]
+    assert len(mine) == 1
+    assert mine[0]["latency_ms_p50"] == pytest.approx(tuned[0]["row"]["latency_ms_p50"], rel=1e-6)

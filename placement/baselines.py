@@ -48,12 +48,14 @@ def all_edge(problem: Problem, **kw) -> BaselineResult:
 
 
 def best_single_cut(problem: Problem, **kw) -> BaselineResult:
-    """The first k pieces (dataflow order) at the edge, the rest in the cloud; the best k."""
+    """The first k models (dataflow order) at the edge, the rest in the cloud; the best k (the
+    same k in every fleet segment)."""
     best: tuple[int, Evaluation] | None = None
-    order = problem.pieces
+    order = list(dict.fromkeys(problem.piece_model.get(p, p) for p in problem.pieces))
     for k in range(len(order) + 1):
         head = set(order[:k])
-        sub = _restricted(problem, lambda p, o, head=head: o.cut is None and (o.tier == "edge") == (p in head))
+        sub = _restricted(problem, lambda p, o, head=head: o.cut is None and (o.tier == "edge") == (
+            problem.piece_model.get(p, p) in head))
         ev = _cheapest(sub, **kw)
         if ev is not None and (best is None or ev.monthly_usd < best[1].monthly_usd):
             best = (k, ev)
@@ -79,23 +81,25 @@ def best_cut_per_model(problem: Problem, **kw) -> BaselineResult | None:
 def greedy_per_stage(problem: Problem) -> BaselineResult:
     """Split the SLO over the pieces in proportion to their fastest option, then buy the cheapest
     option of each piece that fits its share (transfers ignored while choosing, as a per-stage
-    planner does; the checker then prices the real end-to-end latency)."""
+    planner does; the checker then prices the real end-to-end latency). In a mixed fleet each
+    segment provisions its own pools, as separate per-segment planning would."""
     fastest = {p: min(o.latency_ms for o in opts) for p, opts in problem.options.items()}
     total = sum(fastest.values()) or 1.0
     choice = {}
     for piece, opts in problem.options.items():
         share = problem.slo_ms * fastest[piece] / total
-        fits = [o for o in opts if o.latency_ms <= share]
-        pool = fits or [min(opts, key=lambda o: o.latency_ms)]
+        own = [o for o in opts if o.pool is None or o.pool_segments == (problem.piece_lane[piece],)]
+        fits = [o for o in own if o.latency_ms <= share]
+        pool = fits or [min(own, key=lambda o: o.latency_ms)]
         choice[piece] = min(pool, key=lambda o: (o.monthly_usd + _device_cost(problem, o), o.latency_ms))
     ev = evaluate(problem, choice)
     return BaselineResult("greedy per stage", ev, "SLO split in proportion to each piece's fastest option")
 
 
 def _device_cost(problem: Problem, option) -> float:
-    if option.tier != "edge":
+    if option.device_offer is None:
         return 0.0
-    return problem.devices[option.offer].monthly_usd_per_site * problem.sites
+    return problem.devices[option.device_offer].monthly_usd
 
 
 def baselines(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0, workers: int = 2):

@@ -169,9 +169,13 @@ def _print_plan(plan) -> None:
     for r in plan_rows(plan):
         style = "yellow" if r["latency_source"].startswith("estimated") else None
         table.add_row(r["piece"], r["where"], r["replicas"], r["runtime"], f"{r['p95_ms']:.2f}",
-                      r["latency_source"], "devices below" if r["monthly_usd"] is None else f"${r['monthly_usd']:,.2f}",
+                      r["latency_source"], r["cost_note"] or f"${r['monthly_usd']:,.2f}",
                       style=style)
     out.print(table)
+    for seg in plan.segments:
+        out.print(f"  segment {seg.name:<14} {seg.share:>4.0%} of sites ({seg.sites}) on {seg.device}"
+                  f"{' (owned)' if seg.owned else ''}: p{plan.latency.percentile} {seg.latency_ms_p95:.1f} ms"
+                  f"{'' if seg.meets_slo else '  MISSES the SLO'}", markup=False, highlight=False)
     if plan.costs:
         for line in plan.costs.items:
             if line.kind != "compute":

@@ -52,6 +52,8 @@ class Evaluation:
     device_load: dict  # edge offer -> (utilisation, memory_mb)
     violations: list = field(default_factory=list)
     cost_by_pricing_model: dict = field(default_factory=dict)
+    segment_latency_ms: dict = field(default_factory=dict)  # fleet segment -> its answers' latency
+    site_share_meeting_slo: float = 1.0
 
     @property
     def feasible(self) -> bool:
@@ -120,8 +122,27 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
         starts[node] = best
         pred_of[node] = via
         finishes[node] = best + (chosen[node].latency_ms if node != SINK else 0.0)
-    latency = finishes[SINK]
-    path, node = [SINK], SINK
+    # Each fleet segment's answers arrive on their own paths; the plan's latency is the one met
+    # by the required share of sites (all of them unless the spec says otherwise).
+    segment_arrival: dict[str, tuple[float, str]] = {}
+    for t in incoming.get(SINK, []):
+        if t.source == SOURCE:
+            continue
+        segment = problem.piece_lane.get(t.source, "")
+        arrival = finishes[t.source] + t.transfer_ms
+        if segment not in segment_arrival or arrival > segment_arrival[segment][0]:
+            segment_arrival[segment] = (arrival, t.source)
+    shares = {lane.segment: lane.share for lane in problem.lanes} or {"": 1.0}
+    latency, covered = finishes[SINK], 0.0
+    for segment, (arrival, _) in sorted(segment_arrival.items(), key=lambda kv: kv[1][0]):
+        covered += shares.get(segment, 1.0)
+        if covered >= problem.min_site_share - 1e-9:
+            latency = arrival
+            break
+    met = sum(shares.get(seg, 1.0) for seg, (arrival, _) in segment_arrival.items()
+              if arrival <= problem.slo_ms + 1e-9)
+    node = next((last for arrival, last in segment_arrival.values() if arrival == latency), pred_of[SINK])
+    path = [SINK, node]
     while node != SOURCE:
         node = pred_of[node]
         path.append(node)
@@ -129,11 +150,20 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
 
     # Money: cloud pools, edge devices (one per site per device model used), egress.
     items: list[CostItem] = []
+    pools: dict[str, Option] = {}  # a pool shared by fleet segments is paid once
     for piece, opt in chosen.items():
-        if opt.tier == "cloud":
+        if opt.tier == "cloud" and opt.pool is None:
             items.append(CostItem(
                 "compute", f"{piece} on {opt.offer}", opt.replicas, "replica",
                 opt.hourly_usd * HOURS_PER_MONTH, opt.monthly_usd,
+                f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
+            ))
+        elif opt.tier == "cloud" and opt.pool not in pools:
+            pools[opt.pool] = opt
+            model = problem.piece_model.get(piece, piece)
+            items.append(CostItem(
+                "compute", f"{model} on {opt.offer} for {'+'.join(opt.pool_segments)}", opt.replicas,
+                "replica", opt.hourly_usd * HOURS_PER_MONTH, opt.monthly_usd,
                 f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
             ))
     device_load: dict[str, tuple[float, float]] = {}
@@ -144,13 +174,13 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
     for offer in sorted(device_load):
         dev = problem.devices[offer]
         items.append(CostItem(
-            "edge-capex", dev.device, problem.sites, "device",
-            dev.capex_monthly_usd_per_site, dev.capex_monthly_usd_per_site * problem.sites,
-            f"{dev.price_source} ({dev.price_date}), amortised",
+            "edge-capex", dev.label, dev.sites, "device",
+            dev.capex_monthly_usd_per_site, dev.capex_monthly_usd_per_site * dev.sites,
+            "owned: already installed" if dev.owned else f"{dev.price_source} ({dev.price_date}), amortised",
         ))
         items.append(CostItem(
-            "edge-power", dev.device, problem.sites, "device",
-            dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * problem.sites,
+            "edge-power", dev.label, dev.sites, "device",
+            dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * dev.sites,
             f"{dev.power_w:g} W around the clock",
         ))
     for provider, gb in sorted(egress_gb_by_provider(problem, chosen).items()):
@@ -163,19 +193,31 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
 
     violations: list[str] = []
     if latency > problem.slo_ms:
+        share = "" if problem.min_site_share >= 1.0 else (
+            f" on {problem.min_site_share:.0%} of sites (met on {met:.0%})")
         violations.append(
-            f"SLO: p{problem.slo_percentile} latency {latency:.1f} ms > {problem.slo_ms:g} ms"
+            f"SLO: p{problem.slo_percentile} latency {latency:.1f} ms > {problem.slo_ms:g} ms{share}"
         )
+    for piece, opt in chosen.items():
+        if opt.pool is None:
+            continue
+        model = problem.piece_model[piece]
+        for segment in opt.pool_segments:
+            other = chosen.get(f"{segment}/{model}")
+            if other is None or other.pool != opt.pool:
+                violations.append(f"pool: {model} on {opt.offer} is sized for segments "
+                                  f"{'+'.join(opt.pool_segments)} but {segment} runs it elsewhere")
+                break
     if monthly > problem.budget_usd:
         violations.append(f"budget: ${monthly:,.2f}/month > ${problem.budget_usd:,.2f}")
     for offer, (util, mem) in sorted(device_load.items()):
         dev = problem.devices[offer]
         if util > problem.utilisation_cap + 1e-9:
             violations.append(
-                f"edge utilisation: {dev.device} at {util:.0%} > cap {problem.utilisation_cap:.0%}"
+                f"edge utilisation: {dev.label} at {util:.0%} > cap {problem.utilisation_cap:.0%}"
             )
         if mem > dev.memory_mb:
-            violations.append(f"edge memory: {dev.device} needs {mem:.0f} MB > {dev.memory_mb:.0f} MB")
+            violations.append(f"edge memory: {dev.label} needs {mem:.0f} MB > {dev.memory_mb:.0f} MB")
     for piece, opt in chosen.items():
         if opt.tier == "cloud" and opt.utilisation > problem.utilisation_cap + 1e-9:
             violations.append(
@@ -187,11 +229,10 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
 
     by_model: dict[str, float | None] = {}
     non_compute = sum(i.monthly_usd for i in items if i.kind != "compute")
+    pooled = [o for o in chosen.values() if o.tier == "cloud" and o.pool is None] + list(pools.values())
     for model in ("on-demand", "spot", "reserved-1y", "reserved-3y"):
         total: float | None = non_compute
-        for opt in chosen.values():
-            if opt.tier != "cloud":
-                continue
+        for opt in pooled:
             hourly = opt.hourly_usd_by_model.get(model)
             if hourly is None:
                 total = None
@@ -203,12 +244,31 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
         assignment=chosen, starts_ms=starts, finishes_ms=finishes, latency_ms=latency,
         critical_path=path, transfers=transfers, cost_items=items, monthly_usd=monthly,
         device_load=device_load, violations=violations, cost_by_pricing_model=by_model,
+        segment_latency_ms={seg: arrival for seg, (arrival, _) in segment_arrival.items() if seg},
+        site_share_meeting_slo=met,
     )
 
 
 def resolve_assignment(problem: Problem, wanted: dict) -> dict:
     """Map user `piece=offer[/runtime][/rN]` strings to options: the fewest replicas that keep
-    utilisation under the cap, then the fastest, among the options that match."""
+    utilisation under the cap, then the fastest, among the options that match.
+
+    In a mixed fleet a piece is `<segment>/<model>`; a bare model name places it the same way in
+    every segment. Segments that name the same cloud offer for a model share one pool, sized for
+    their traffic together."""
+    if problem.fleet:
+        expanded: dict[str, str] = {}
+        for piece, spec in wanted.items():
+            if piece in problem.options:
+                expanded[piece] = spec
+                continue
+            lanes = [p for p in problem.pieces if problem.piece_model[p] == piece]
+            if not lanes:
+                raise AssignmentError(
+                    f"--assign: unknown piece {piece!r} (pieces: {', '.join(problem.pieces)})")
+            for p in lanes:
+                expanded.setdefault(p, spec)
+        wanted = expanded
     out: dict[str, Option] = {}
     for piece, spec in wanted.items():
         if piece not in problem.options:
@@ -225,6 +285,11 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
                 matches = [o for o in matches if o.batch == int(part[1:])]
             else:
                 matches = [o for o in matches if o.runtime == part]
+        if problem.fleet:
+            model = problem.piece_model[piece]
+            sharing = tuple(lane.segment for lane in problem.lanes
+                            if wanted.get(f"{lane.segment}/{model}", "").split("/")[0] == offer)
+            matches = [o for o in matches if o.pool is None or o.pool_segments == sharing]
         if not matches:
             known = sorted({o.offer for o in problem.options[piece]})
             raise AssignmentError(

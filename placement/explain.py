@@ -141,8 +141,8 @@ def slack_report(problem: Problem, evaluation: Evaluation, objective: str = "cos
 
     for offer, (util, mem) in sorted(evaluation.device_load.items()):
         dev = problem.devices[offer]
-        out.append(Slack(f"throughput {dev.device}", problem.utilisation_cap, util,
+        out.append(Slack(f"throughput {dev.label}", problem.utilisation_cap, util,
                          problem.utilisation_cap - util, "utilisation", util >= problem.utilisation_cap - 0.02))
-        out.append(Slack(f"memory {dev.device}", dev.memory_mb, mem, dev.memory_mb - mem, "MB",
+        out.append(Slack(f"memory {dev.label}", dev.memory_mb, mem, dev.memory_mb - mem, "MB",
                          mem >= 0.98 * dev.memory_mb))
     return out

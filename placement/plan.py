@@ -17,7 +17,7 @@ from placement.evaluate import Evaluation
 from placement.problem import Problem
 from placement.solver import SolveResult
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: fleet segments (segment, model, pool_segments, segments, site share)
 
 
 class _Model(BaseModel):
@@ -37,7 +37,13 @@ class SplitHead(_Model):
 
 
 class PiecePlacement(_Model):
-    piece: str
+    piece: str = Field(description="the model, or <segment>/<model> in a mixed fleet")
+    model: str = Field(default="", description="the model this piece runs")
+    segment: str | None = Field(default=None, description="the fleet segment whose sites this serves")
+    pool_segments: list[str] = Field(
+        default_factory=list,
+        description="a cloud pool shared by fleet segments: every segment it serves (paid once)",
+    )
     option: str = Field(description="option id: offer/runtime/batch/replicas")
     tier: Literal["edge", "cloud"]
     offer: str
@@ -106,6 +112,20 @@ class Latency(_Model):
     slo_ms: float
     critical_path: list[str]
     finish_ms: dict[str, float]
+    min_site_share: float = Field(default=1.0, description="the SLO must hold on this share of sites")
+    site_share_meeting_slo: float = Field(default=1.0, description="share of sites whose answers meet the SLO")
+
+
+class Segment(_Model):
+    """One fleet segment: its sites, its device, and how fast its answers come back."""
+
+    name: str
+    share: float
+    sites: int
+    device: str
+    owned: bool
+    latency_ms_p95: float
+    meets_slo: bool
 
 
 class SolverStatus(_Model):
@@ -157,12 +177,13 @@ class Provenance(_Model):
 
 
 class Plan(_Model):
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
     application: str
     status: Literal["optimal", "feasible", "infeasible", "unknown", "evaluated"]
     feasible: bool
     violations: list[str]
     placements: list[PiecePlacement]
+    segments: list[Segment] = Field(default_factory=list, description="mixed fleets only")
     routes: list[Route]
     latency: Latency | None
     costs: Costs | None
@@ -234,11 +255,13 @@ def make_plan(
     for piece in problem.pieces:
         o = evaluation.assignment[piece]
         sources[o.latency_source] = sources.get(o.latency_source, 0) + 1
+        segment = problem.piece_lane.get(piece) or None
         placements.append(PiecePlacement(
-            piece=piece, option=o.id, tier=o.tier, offer=o.offer, provider=o.provider,
+            piece=piece, model=problem.piece_model.get(piece, piece), segment=segment,
+            pool_segments=list(o.pool_segments), option=o.id, tier=o.tier, offer=o.offer, provider=o.provider,
             region=o.region, instance_type=o.instance_type, hardware=o.hardware,
             runtime=o.runtime, tvm_target=o.tvm_target, batch=o.batch, replicas=o.replicas,
-            devices=o.replicas if o.tier == "cloud" else problem.sites,
+            devices=o.replicas if o.tier == "cloud" else problem.devices[o.device_offer].sites,
             latency_ms_p95=round(o.latency_ms, 4), compute_ms_p95=round(o.compute_ms_p95, 4),
             wait_ms=round(o.wait_ms, 4), utilisation=round(o.utilisation, 4),
             memory_mb=round(o.memory_mb, 2), monthly_usd=round(o.monthly_usd, 2),
@@ -276,10 +299,20 @@ def make_plan(
         p95_ms=round(evaluation.latency_ms, 4), percentile=problem.slo_percentile,
         slo_ms=problem.slo_ms, critical_path=evaluation.critical_path,
         finish_ms={k: round(v, 4) for k, v in evaluation.finishes_ms.items()},
+        min_site_share=problem.min_site_share,
+        site_share_meeting_slo=round(evaluation.site_share_meeting_slo, 6),
     )
+    segments = []
+    for lane in problem.lanes if problem.fleet else ():
+        dev = problem.devices[f"{lane.device}@{lane.segment}"]
+        seg_ms = evaluation.segment_latency_ms.get(lane.segment, 0.0)
+        segments.append(Segment(name=lane.segment, share=lane.share, sites=lane.sites,
+                                device=dev.device, owned=dev.owned, latency_ms_p95=round(seg_ms, 4),
+                                meets_slo=seg_ms <= problem.slo_ms + 1e-9))
     return Plan(
         application=problem.name, status=solver_status.status, feasible=evaluation.feasible,
-        violations=evaluation.violations, placements=placements, routes=routes, latency=latency,
+        violations=evaluation.violations, placements=placements, segments=segments, routes=routes,
+        latency=latency,
         costs=costs, budget_usd=problem.budget_usd, solver=solver_status, notes=notes,
         provenance=_provenance(problem, sources, tvm_version),
     )

@@ -59,6 +59,11 @@ class Option:
     cut_bytes: float = 0.0
     cut_transfer_ms: float = 0.0
     head: dict | None = field(default=None, hash=False, compare=False)
+    # A mixed fleet: a cloud pool serves the sites of several segments. Every segment in
+    # `pool_segments` runs this piece in the pool named `pool`, sized for their traffic together,
+    # and the pool is paid once. None: a uniform fleet, where an option is its own pool.
+    pool: str | None = None
+    pool_segments: tuple[str, ...] = ()
 
     @property
     def latency_ms(self) -> float:
@@ -71,10 +76,10 @@ class Option:
 
     @property
     def device_offer(self) -> str | None:
-        """The site device this option occupies, if any."""
+        """The site device this option occupies, if any (a key of `Problem.devices`)."""
         if self.tier == "edge":
-            return self.offer
-        return self.head["offer"] if self.head else None
+            return self.location
+        return self.head["location"] if self.head else None
 
     @property
     def device_utilisation(self) -> float:
@@ -100,10 +105,21 @@ class EdgeDevice:
     power_monthly_usd_per_site: float
     price_source: str
     price_date: str
+    sites: int  # sites that have one (a fleet segment's sites, or all sites)
+    segment: str | None = None  # the fleet segment it is installed in
+    owned: bool = False  # already installed: capex is sunk, only power is charged
 
     @property
     def monthly_usd_per_site(self) -> float:
         return self.capex_monthly_usd_per_site + self.power_monthly_usd_per_site
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.monthly_usd_per_site * self.sites
+
+    @property
+    def label(self) -> str:
+        return f"{self.device} ({self.segment})" if self.segment else self.device
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,18 @@ class Flow:
     source: str
     target: str
     bytes_per_request: float
+    share: float = 1.0  # share of all requests that take this edge (its fleet segment's share)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A fleet segment: its sites run their own copy of the dataflow, with pieces named
+    `<segment>/<model>`. A uniform fleet is one unnamed lane of all sites."""
+
+    segment: str
+    share: float
+    sites: int
+    device: str | None  # the edge offer installed there; None: any of hardware.edge
 
 
 @dataclass(frozen=True)
@@ -137,6 +165,18 @@ class Problem:
     unplaceable: dict = field(default_factory=dict)  # piece -> why it has no options
     notes: tuple[str, ...] = ()
     max_price_age_days: int = 30
+    lanes: tuple[Lane, ...] = ()
+    piece_lane: dict = field(default_factory=dict)  # piece -> segment ("" in a uniform fleet)
+    piece_model: dict = field(default_factory=dict)  # piece -> model name
+    min_site_share: float = 1.0  # the SLO must hold on at least this share of sites
+
+    @property
+    def fleet(self) -> bool:
+        """True when pieces are per fleet segment (`<segment>/<model>`)."""
+        return any(lane.segment for lane in self.lanes)
+
+    def lane_share(self, segment: str) -> float:
+        return next(lane.share for lane in self.lanes if lane.segment == segment)
 
     def option(self, option_id: str) -> Option:
         for opts in self.options.values():
@@ -153,7 +193,7 @@ class Problem:
         return transfer_ms(self.network, loc_from, loc_to, flow.bytes_per_request)
 
     def egress_gb(self, flow: Flow) -> float:
-        return flow.bytes_per_request * self.requests_per_month / 1e9
+        return flow.bytes_per_request * flow.share * self.requests_per_month / 1e9
 
 
 class ProblemError(ValueError):
@@ -195,7 +235,8 @@ def best_runtime_rows(profiles: pd.DataFrame) -> pd.DataFrame:
 
 def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFrame:
     """The offers the spec allows: its edge devices and its cloud filters."""
-    parts = [offers[(offers[ot.TIER] == "edge") & offers[ot.INSTANCE_TYPE].isin(spec.hardware.edge)]]
+    edge_ids = list(spec.hardware.edge) + [seg.device for seg in spec.fleet or []]
+    parts = [offers[(offers[ot.TIER] == "edge") & offers[ot.INSTANCE_TYPE].isin(edge_ids)]]
     cloud = offers[offers[ot.TIER] == "cloud"]
     for cand in spec.hardware.cloud:
         sel = cloud[(cloud[ot.PROVIDER] == cand.provider) & cloud[ot.REGION].isin(cand.regions)]
@@ -287,17 +328,30 @@ def build_problem(
     site_rps = spec.load.rate_per_site_rps
     total_rps = site_rps * spec.load.sites
 
-    devices: dict[str, EdgeDevice] = {}
-    for _, row in cands[cands[ot.TIER] == "edge"].iterrows():
-        capex = float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
+    lanes = fleet_lanes(spec)
+    edge_rows = {row[ot.OFFER]: row for row in cands[cands[ot.TIER] == "edge"].to_dict("records")}
+
+    def edge_device(row: dict, lane: Lane, owned: bool) -> EdgeDevice:
+        capex = 0.0 if owned else float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
         power = float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH * spec.edge.electricity_usd_per_kwh
-        devices[row[ot.OFFER]] = EdgeDevice(
+        return EdgeDevice(
             offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
             memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
             power_w=float(row[ot.POWER_W]), capex_monthly_usd_per_site=capex,
             power_monthly_usd_per_site=power, price_source=str(row[ot.PRICE_SOURCE]),
-            price_date=str(row[ot.PRICE_DATE]),
+            price_date=str(row[ot.PRICE_DATE]), sites=lane.sites, segment=lane.segment or None,
+            owned=owned,
         )
+
+    # Device keys are the edge locations: the offer in a uniform fleet, `<offer>@<segment>` in a
+    # mixed one (two segments with the same device model are still two sets of devices).
+    devices: dict[str, EdgeDevice] = {}
+    if spec.fleet:
+        for lane, seg in zip(lanes, spec.fleet):
+            devices[f"{lane.device}@{lane.segment}"] = edge_device(edge_rows[lane.device], lane, seg.owned)
+    else:
+        for offer_id, row in edge_rows.items():
+            devices[offer_id] = edge_device(row, lanes[0], False)
 
     options: dict[str, tuple[Option, ...]] = {}
     unplaceable: dict[str, str] = {}
@@ -312,11 +366,18 @@ def build_problem(
     alternatives: dict[tuple[str, str], dict[str, float]] = {}
     for r in profiles[profiles[pt.BATCH] == 1].to_dict("records"):
         alternatives.setdefault((r[pt.PIECE], r[pt.HARDWARE]), {})[r[pt.RUNTIME]] = float(r[pt.LATENCY_MS_P95])
-    def options_for(piece: str, calls: float) -> tuple[list[Option], list[str]]:
-        """Every (offer, runtime, batch, replicas) option of one profiled piece."""
+    def options_for(piece: str, calls: float, *, share: float = 1.0, lane: Lane | None = None,
+                    tiers=("edge", "cloud")) -> tuple[list[Option], list[str]]:
+        """Every (offer, runtime, batch, replicas) option of one profiled piece: cloud pools
+        sized for `share` of all traffic, edge options on `lane`'s device (any, uniformly)."""
         piece_options: list[Option] = []
         skipped_price: list[str] = []
         for offer in offer_records:
+            if offer[ot.TIER] not in tiers:
+                continue
+            if offer[ot.TIER] == "edge" and lane is not None and lane.device is not None \
+                    and offer[ot.OFFER] != lane.device:
+                continue
             hw = offer[ot.HARDWARE]
             by_batch = best_by_key.get((piece, hw))
             if not by_batch or 1 not in by_batch:
@@ -337,7 +398,9 @@ def build_problem(
                 runtime_alternatives=alternatives.get((piece, hw), {}),
             )
             if offer[ot.TIER] == "edge":
-                device = devices[offer[ot.OFFER]]
+                key = offer[ot.OFFER] if lane is None or not lane.segment \
+                    else f"{offer[ot.OFFER]}@{lane.segment}"
+                device = devices[key]
                 if memory_mb > device.memory_mb:
                     continue
                 util = site_rps * calls * service_ms / 1000.0
@@ -345,7 +408,7 @@ def build_problem(
                     continue
                 wait = wait_ms_at_percentile(1, site_rps * calls, service_ms, percentile)
                 piece_options.append(Option(
-                    id=f"{offer[ot.OFFER]}/{prof[pt.RUNTIME]}/b1/r1", location=offer[ot.OFFER],
+                    id=f"{offer[ot.OFFER]}/{prof[pt.RUNTIME]}/b1/r1", location=key,
                     replicas=1, compute_ms_p95=compute_p95, wait_ms=wait, utilisation=util,
                     monthly_usd=0.0, hourly_usd=0.0, hourly_usd_by_model={}, **common,
                 ))
@@ -355,7 +418,7 @@ def build_problem(
                 skipped_price.append(str(offer[ot.OFFER]))
                 continue
             by_model = {m: _price(offer, c) for m, c in ot.PRICING_MODELS.items()}
-            arrival = total_rps * calls  # calls per second into the pool
+            arrival = total_rps * share * calls  # calls per second into the pool
             for batch, row in sorted(by_batch.items()):
                 if memory_mb_of(row) > float(offer[ot.MEMORY_GIB]) * 1024.0:
                     continue
@@ -382,50 +445,108 @@ def build_problem(
                     ))
         return piece_options, skipped_price
 
+    def composite(piece: str, tensor: str, h: Option, t: Option, cut_bytes: float) -> Option:
+        """Head on a site device, cut tensor over the uplink, tail in a cloud pool."""
+        return dataclasses.replace(
+            t, id=f"split@{tensor}:{h.offer}+{t.id}", piece=piece, cut=tensor, cut_bytes=cut_bytes,
+            cut_transfer_ms=transfer_ms(spec.network, h.location, t.location, cut_bytes),
+            compute_ms_p95=h.compute_ms_p95 + t.compute_ms_p95,
+            wait_ms=h.wait_ms + t.wait_ms,
+            latency_source=_weaker_source(h.latency_source, t.latency_source),
+            error_band=max(h.error_band or 0.0, t.error_band or 0.0) or None,
+            head={"offer": h.offer, "location": h.location, "device": h.instance_type,
+                  "hardware": h.hardware, "runtime": h.runtime, "latency_ms": h.latency_ms,
+                  "utilisation": h.utilisation, "memory_mb": h.memory_mb,
+                  "latency_source": h.latency_source, "piece": h.piece, "tail_piece": t.piece},
+        )
+
     def split_options(piece: str, calls: float, split) -> list[Option]:
-        """Head on a site device, cut tensor over the uplink, tail in a cloud pool (one cut)."""
+        """Every (cut, head device, tail pool) of a model in a uniform fleet (one cut)."""
         if split == "none":
             return []
         out: list[Option] = []
         for tensor, head, tail in _cuts(piece, split, best_by_key, io_bytes):
             cut_bytes = float(io_bytes[head][1]) * calls
-            heads = [o for o in options_for(head, calls)[0] if o.tier == "edge"]
-            tails = [o for o in options_for(tail, calls)[0] if o.tier == "cloud"]
-            for h in heads:
-                for t in tails:
-                    out.append(dataclasses.replace(
-                        t, id=f"split@{tensor}:{h.offer}+{t.id}", piece=piece, cut=tensor,
-                        cut_bytes=cut_bytes,
-                        cut_transfer_ms=transfer_ms(spec.network, h.location, t.location, cut_bytes),
-                        compute_ms_p95=h.compute_ms_p95 + t.compute_ms_p95,
-                        wait_ms=h.wait_ms + t.wait_ms,
-                        latency_source=_weaker_source(h.latency_source, t.latency_source),
-                        error_band=max(h.error_band or 0.0, t.error_band or 0.0) or None,
-                        head={"offer": h.offer, "device": h.instance_type, "hardware": h.hardware,
-                              "runtime": h.runtime, "latency_ms": h.latency_ms,
-                              "utilisation": h.utilisation, "memory_mb": h.memory_mb,
-                              "latency_source": h.latency_source, "piece": head, "tail_piece": tail},
-                    ))
+            heads = options_for(head, calls, tiers=("edge",))[0]
+            tails = options_for(tail, calls, tiers=("cloud",))[0]
+            out += [composite(piece, tensor, h, t, cut_bytes) for h in heads for t in tails]
         return out
 
-    for piece in topological_order(spec):
-        model_spec = spec.model(piece)
+    def pooled(option: Option, lane: Lane, model: str, segments: tuple[str, ...]) -> Option:
+        tag = "+".join(segments)
+        return dataclasses.replace(option, piece=f"{lane.segment}/{model}", id=f"{option.id}@{tag}",
+                                   pool=f"{model}:{option.id}@{tag}", pool_segments=segments)
+
+    def fleet_options(model: str, calls: float, split) -> tuple[dict, list[str]]:
+        """Options of one model in every segment: its own device, or a cloud pool shared with
+        any subset of the other segments (sized for their traffic together), or split."""
+        by_lane: dict[str, list[Option]] = {lane.segment: [] for lane in lanes}
+        skipped: list[str] = []
+        for lane in lanes:
+            edge = options_for(model, calls, lane=lane, tiers=("edge",))[0]
+            by_lane[lane.segment] += [dataclasses.replace(o, piece=f"{lane.segment}/{model}") for o in edge]
+        cuts = [] if split == "none" else list(_cuts(model, split, best_by_key, io_bytes))
+        for subset in _subsets(lanes):
+            names = tuple(lane.segment for lane in subset)
+            share = sum(lane.share for lane in subset)
+            cloud, skipped = options_for(model, calls, share=share, tiers=("cloud",))
+            # Pruned per pool (same subset): exact, a pool's numbers are the same in each segment.
+            for o in (prune_dominated_options(cloud) if prune else cloud):
+                for lane in subset:
+                    by_lane[lane.segment].append(pooled(o, lane, model, names))
+            for tensor, head, tail in cuts:
+                cut_bytes = float(io_bytes[head][1]) * calls
+                heads = {lane.segment: options_for(head, calls, lane=lane, tiers=("edge",))[0]
+                         for lane in subset}
+                if not all(heads.values()):  # a segment whose device cannot run the head
+                    continue
+                tails = options_for(tail, calls, share=share, tiers=("cloud",))[0]
+                for t in (prune_dominated_options(tails) if prune else tails):
+                    for lane in subset:
+                        h = min(heads[lane.segment], key=lambda o: (o.latency_ms, o.id))
+                        by_lane[lane.segment].append(
+                            pooled(composite(model, tensor, h, t, cut_bytes), lane, model, names))
+        return by_lane, skipped
+
+    piece_lane: dict[str, str] = {}
+    piece_model: dict[str, str] = {}
+    for model in topological_order(spec):
+        model_spec = spec.model(model)
         calls = model_spec.calls_per_request
-        piece_options, skipped_price = options_for(piece, calls)
-        piece_options += split_options(piece, calls, model_spec.split)
+        if spec.fleet:
+            by_lane, skipped_price = fleet_options(model, calls, model_spec.split)
+        else:
+            piece_options, skipped_price = options_for(model, calls)
+            piece_options += split_options(model, calls, model_spec.split)
+            if prune:
+                piece_options = prune_dominated_options(piece_options)
+            by_lane = {"": piece_options}
         if skipped_price:
             notes.append(
-                f"{piece}: {len(skipped_price)} offer(s) have no {spec.hardware.pricing_model} "
+                f"{model}: {len(skipped_price)} offer(s) have no {spec.hardware.pricing_model} "
                 f"price and were left out"
             )
-        if not piece_options:
-            unplaceable[piece] = _why_no_option(piece, cands, {h for (p, h) in best_by_key if p == piece})
-        options[piece] = tuple(prune_dominated_options(piece_options) if prune else piece_options)
+        for segment, piece_options in by_lane.items():
+            piece = f"{segment}/{model}" if segment else model
+            piece_lane[piece], piece_model[piece] = segment, model
+            if not piece_options:
+                unplaceable[piece] = _why_no_option(model, cands, {h for (p, h) in best_by_key if p == model})
+            options[piece] = tuple(piece_options)
 
     io = {k: tuple(v) for k, v in io_bytes.items()}
+    flows = flows_with_bytes(spec, io)
+    pieces = tuple(topological_order(spec))
+    if spec.fleet:
+        def renamed(node: str, segment: str) -> str:
+            return node if node in (SOURCE, SINK) else f"{segment}/{node}"
+
+        pieces = tuple(f"{lane.segment}/{m}" for lane in lanes for m in pieces)
+        flows = tuple(Flow(renamed(f.source, lane.segment), renamed(f.target, lane.segment),
+                           f.bytes_per_request, lane.share) for lane in lanes for f in flows)
+        options = {p: options[p] for p in pieces}
     return Problem(
-        name=spec.name, pieces=tuple(topological_order(spec)),
-        flows=flows_with_bytes(spec, io), options=options, devices=devices,
+        name=spec.name, pieces=pieces,
+        flows=flows, options=options, devices=devices,
         sites=spec.load.sites, requests_per_month=total_rps * SECONDS_PER_MONTH,
         slo_ms=spec.slo.latency_ms, slo_percentile=spec.slo.percentile,
         budget_usd=spec.monthly_budget_usd, utilisation_cap=cap,
@@ -434,7 +555,24 @@ def build_problem(
         price_date=_price_date(cands), spec_digest=spec.digest(),
         unplaceable=unplaceable, notes=tuple(notes),
         max_price_age_days=spec.hardware.max_price_age_days,
+        lanes=tuple(lanes), piece_lane=piece_lane, piece_model=piece_model,
+        min_site_share=spec.slo.min_site_share,
     )
+
+
+def fleet_lanes(spec: ApplicationSpec) -> list[Lane]:
+    if not spec.fleet:
+        return [Lane("", 1.0, spec.load.sites, None)]
+    return [Lane(seg.name, seg.share, int(round(seg.share * spec.load.sites)), f"edge:{seg.device}")
+            for seg in spec.fleet]
+
+
+def _subsets(lanes: list[Lane]):
+    """Every non-empty set of segments, in a fixed order (lanes keep their spec order)."""
+    from itertools import combinations
+
+    for k in range(1, len(lanes) + 1):
+        yield from combinations(lanes, k)
 
 
 def _cuts(piece: str, split, best_by_key: dict, io_bytes: dict):
@@ -476,6 +614,6 @@ def _why_no_option(piece: str, cands: pd.DataFrame, profiled: set) -> str:
 
 
 __all__ = [
-    "Option", "EdgeDevice", "Flow", "Problem", "ProblemError", "build_problem", "transfer_ms",
+    "Option", "EdgeDevice", "Flow", "Lane", "Problem", "ProblemError", "build_problem", "transfer_ms",
     "is_edge", "SITE", "SOURCE", "SINK", "HOURS_PER_MONTH",
 ]

@@ -23,19 +23,24 @@ def where(p) -> str:
 def plan_rows(plan: Plan) -> list[dict]:
     """One row per piece, in the words of the plan table (CLI, app and Markdown share it)."""
     rows = []
-    edge_pieces: dict[str, int] = {}
+    pool_owner: dict[tuple[str, str], str] = {}  # a shared pool's cost shows on its first row
     for p in plan.placements:
-        if p.tier == "edge":
-            edge_pieces[p.offer] = edge_pieces.get(p.offer, 0) + 1
-    for p in plan.placements:
+        shared = p.tier == "cloud" and len(p.pool_segments) > 1
+        first = pool_owner.setdefault((p.model, p.option), p.piece) if shared else p.piece
+        cost_note = ("devices below" if p.tier == "edge" else
+                     f"same pool as {first}" if first != p.piece else "")
         rows.append({
             "piece": p.piece,
+            "segment": p.segment or "",
             "where": where(p),
-            "replicas": f"{p.replicas}" if p.tier == "cloud" else f"1/site x {p.devices}",
+            "replicas": (f"{p.replicas}" + (f" shared by {'+'.join(p.pool_segments)}"
+                                            if len(p.pool_segments) > 1 else ""))
+            if p.tier == "cloud" else f"1/site x {p.devices}",
             "runtime": p.runtime,
             "p95_ms": p.latency_ms_p95,
             "latency_source": source_label(p.latency_source, p.error_band),
-            "monthly_usd": p.monthly_usd if p.tier == "cloud" else None,
+            "monthly_usd": None if cost_note else p.monthly_usd,
+            "cost_note": cost_note,
         })
     return rows
 
@@ -72,9 +77,12 @@ def markdown_summary(plan: Plan) -> str:
     lines += [f"- **Status**: {status}; objective {s.objective}; solved in {s.wall_time_s:.2f} s "
               f"(time limit {s.time_limit_s:g} s, seed {s.seed}, {s.workers} workers, {s.options} options)"]
     if plan.latency:
-        ok = "meets" if plan.latency.p95_ms <= plan.latency.slo_ms else "MISSES"
-        lines.append(f"- **Latency**: p{plan.latency.percentile} {plan.latency.p95_ms:.1f} ms, "
-                     f"{ok} the SLO of {plan.latency.slo_ms:g} ms")
+        lat = plan.latency
+        ok = "meets" if lat.p95_ms <= lat.slo_ms else "MISSES"
+        where = "" if lat.min_site_share >= 1 else (
+            f" on {lat.min_site_share:.0%} of sites (met on {lat.site_share_meeting_slo:.0%})")
+        lines.append(f"- **Latency**: p{lat.percentile} {lat.p95_ms:.1f} ms, "
+                     f"{ok} the SLO of {lat.slo_ms:g} ms{where}")
     if plan.costs:
         c = plan.costs
         lines.append(f"- **Cost**: {_usd(c.monthly_usd)}/month ({c.pricing_model}), "
@@ -95,12 +103,23 @@ def markdown_summary(plan: Plan) -> str:
     for r in plan_rows(plan):
         lines.append(f"| {r['piece']} | {r['where']} | {r['replicas']} | {r['runtime']} | "
                      f"{r['p95_ms']:.2f} | {r['latency_source']} | "
-                     f"{_usd(r['monthly_usd']) if r['monthly_usd'] is not None else 'see devices'} |")
+                     f"{_usd(r['monthly_usd']) if r['monthly_usd'] is not None else r['cost_note']} |")
+
+    if plan.segments:
+        lines += ["", "## Fleet segments", "",
+                  "| segment | share | sites | device | p95 ms | meets SLO |", "|---|---:|---:|---|---:|---|"]
+        for seg in plan.segments:
+            owned = " (owned)" if seg.owned else ""
+            lines.append(f"| {seg.name} | {seg.share:.0%} | {seg.sites} | {seg.device}{owned} | "
+                         f"{seg.latency_ms_p95:.1f} | {'yes' if seg.meets_slo else 'NO'} |")
 
     lines += ["", "## Bill of materials", "", "| item | quantity | unit price | source |", "|---|---:|---:|---|"]
+    billed: set[tuple[str, str]] = set()  # a pool shared by fleet segments is one line
     for p in plan.placements:
-        if p.tier == "cloud":
-            lines.append(f"| {p.provider} {p.instance_type} in {p.region} ({p.piece}) | {p.replicas} | "
+        if p.tier == "cloud" and (p.model, p.option) not in billed:
+            billed.add((p.model, p.option))
+            serves = f"{p.model} for {'+'.join(p.pool_segments)}" if p.pool_segments else p.piece
+            lines.append(f"| {p.provider} {p.instance_type} in {p.region} ({serves}) | {p.replicas} | "
                          f"{_usd(p.monthly_usd / p.replicas / 730)}/h | {p.price_source} ({p.price_date}) |")
     seen = set()
     for line in plan.costs.items:

@@ -71,6 +71,7 @@ class PlacementModel:
         self._end_ub = built["end_ub"]
         self._cost_ub = built["cost_ub"]
         self.start = built["start"]
+        self._coverage = built["coverage"]
         self._head_us, self._tail_us, self._min_lat_us = _static_path_bounds(problem)
         # Fixed to false when a bound is infeasible on its face (an empty domain would make the
         # model invalid rather than infeasible).
@@ -88,6 +89,10 @@ class PlacementModel:
         ok = end_ub >= 0 and cost_ub >= 0
         _set_domain(self.model, self.end, 0, max(end_ub, 0))
         _set_domain(self.model, self.cost, 0, max(cost_ub, 0))
+        if self._coverage:
+            # Some segments may miss the SLO: no piece's start or option is bounded by it.
+            _set_domain(self.model, self._bounds_ok, 0, 1 if ok else 0)
+            return
         # Static bounds from the fastest option of every piece: a piece cannot start before
         # its fastest upstream path, must leave room for its fastest downstream path, and an
         # option too slow to fit between the two is ruled out. Exact: no plan meeting the bound
@@ -156,6 +161,10 @@ def _set_domain(model: cp_model.CpModel, var, lo: int, hi: int) -> None:
     domain = model.proto.variables[var.index].domain
     domain.clear()
     domain.extend([lo, hi])
+
+
+def _ppm(share: float) -> int:
+    return int(round(share * 1_000_000))
 
 
 def _us_floor(ms: float) -> int:
@@ -287,7 +296,12 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             at_in[p, loc] = model.new_bool_var(f"at_in[{p},{loc}]") if split else at[p, loc]
     start = {p: model.new_int_var(0, horizon_us, f"start[{p}]") for p in pieces}
     end = model.new_int_var(0, horizon_us, "end")
-    used = {d: model.new_bool_var(f"used[{problem.devices[d].device}]") for d in problem.devices}
+    used = {d: model.new_bool_var(f"used[{problem.devices[d].label}]") for d in problem.devices}
+    # A mixed fleet may leave some segments outside the SLO: each segment's answer arrives at
+    # its own end, and `end` (the latency the SLO bounds) covers the segments that meet it.
+    coverage = problem.fleet and problem.min_site_share < 1.0 - 1e-9
+    lane_end = ({lane.segment: model.new_int_var(0, horizon_us, f"end[{lane.segment}]")
+                 for lane in problem.lanes} if coverage else {})
 
     lat = {p: sum(_us_up(o.latency_ms) * on[p, o.id] for o in problem.options[p]) for p in pieces}
 
@@ -306,7 +320,10 @@ def _build(problem: Problem, *, groups: bool) -> dict:
     for i, flow in enumerate(problem.flows):
         a, b = flow.source, flow.target
         finish_a = 0 if a == SOURCE else start[a] + lat[a]
-        arrive_b = end if b == SINK else start[b]
+        if b == SINK:
+            arrive_b = lane_end[problem.piece_lane[a]] if coverage and a != SOURCE else end
+        else:
+            arrive_b = start[b]
         if a == SOURCE and b == SINK:
             continue
         if a == SOURCE or b == SINK:
@@ -357,6 +374,25 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         model.add(start[b] >= finish_a + tr)
         pair[i] = (edge_b, {loc: at_or_0(a, loc) for loc in cloud_locs})
 
+    if coverage:
+        meets = {seg: model.new_bool_var(f"meets_slo[{seg}]") for seg in lane_end}
+        for seg, seg_end in lane_end.items():
+            # A segment counts as meeting the SLO only if its answers are back by `end`...
+            model.add(end >= seg_end).only_enforce_if(meets[seg])
+        # ...and the segments that do cover the required share of sites.
+        model.add(sum(_ppm(problem.lane_share(seg)) * lit for seg, lit in meets.items())
+                  >= _ppm(problem.min_site_share))
+
+    # A cloud pool shared by several segments serves all of them or none.
+    pools: dict[str, list] = {}
+    for p in pieces:
+        for o in problem.options[p]:
+            if o.pool is not None:
+                pools.setdefault(o.pool, []).append(on[p, o.id])
+    for members in pools.values():
+        for lit in members[1:]:
+            model.add(lit == members[0])
+
     # The answer is back at the site within the SLO (p-th percentile, per-piece sum); outside
     # group mode this is the upper bound of `end`, set by PlacementModel.set_bounds.
     if groups:
@@ -364,7 +400,7 @@ def _build(problem: Problem, *, groups: bool) -> dict:
 
     for d, dev in problem.devices.items():
         users = [(p, o) for p in pieces for o in problem.options[p] if o.device_offer == d]
-        # A site owns one of this device model if any piece runs on it.
+        # The sites (of this segment) own one of this device model if any piece runs on it.
         for p, o in users:
             model.add_implication(on[p, o.id], used[d])
         model.add(used[d] <= sum(on[p, o.id] for p, o in users))
@@ -379,11 +415,16 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             <= int(dev.memory_mb)
         ), "memory")
 
-    # Money: cloud pools + edge devices at every site + tiered egress per provider.
-    cost_terms = [_usd(o.monthly_usd) * on[p, o.id] for p in pieces for o in problem.options[p]
-                  if o.tier == "cloud"]
-    cost_terms += [_usd(dev.monthly_usd_per_site * problem.sites) * used[d]
-                   for d, dev in problem.devices.items()]
+    # Money: cloud pools (a shared pool once) + edge devices at their sites + tiered egress.
+    paid: set[str] = set()
+    cost_terms = []
+    for p in pieces:
+        for o in problem.options[p]:
+            if o.tier == "cloud" and (o.pool is None or o.pool not in paid):
+                cost_terms.append(_usd(o.monthly_usd) * on[p, o.id])
+                if o.pool is not None:
+                    paid.add(o.pool)
+    cost_terms += [_usd(dev.monthly_usd) * used[d] for d, dev in problem.devices.items()]
     cost_terms += _egress_terms(model, problem, at, pair)
     cost_ub = _cost_upper_bound(problem)
     cost = model.new_int_var(0, cost_ub, "cost")
@@ -393,12 +434,13 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         enforced(model.add(cost <= _usd(problem.budget_usd)), "budget")
 
     return {"model": model, "on": on, "at": at, "start": start, "end": end, "cost": cost,
-            "used": used, "groups": group, "end_ub": horizon_us, "cost_ub": cost_ub}
+            "used": used, "groups": group, "end_ub": horizon_us, "cost_ub": cost_ub,
+            "coverage": coverage}
 
 
 def _cost_upper_bound(problem: Problem) -> int:
     ub = sum(_usd(max((o.monthly_usd for o in opts), default=0.0)) for opts in problem.options.values())
-    ub += sum(_usd(d.monthly_usd_per_site * problem.sites) for d in problem.devices.values())
+    ub += sum(_usd(d.monthly_usd) for d in problem.devices.values())
     total_gb = sum(problem.egress_gb(f) for f in problem.flows)
     ub += sum(_usd(max((price for _, price in tiers), default=0.0) * total_gb) + MICRO
               for tiers in problem.egress_tiers.values())

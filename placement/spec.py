@@ -87,6 +87,22 @@ class LoadSpec(_Strict):
 class SloSpec(_Strict):
     latency_ms: PositiveFloat
     percentile: Literal[50, 90, 95, 99] = 95
+    min_site_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0,
+        description="meet the SLO on at least this share of sites (fleet segments): 0.85 = 85%",
+    )
+
+
+class FleetSegment(_Strict):
+    """Sites that share one edge device model: each segment may place the pieces differently."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    share: Annotated[float, Field(gt=0, le=1)] = Field(description="share of the sites in this segment")
+    device: str = Field(min_length=1, description="edge device id installed at these sites")
+    owned: bool = Field(
+        default=False,
+        description="true: the devices are already installed; only their power is charged",
+    )
 
 
 class CloudCandidate(_Strict):
@@ -112,12 +128,6 @@ class HardwareSpec(_Strict):
     price_overrides: str | None = Field(
         default=None, description="CSV (relative to the spec) of negotiated prices: offer + price columns"
     )
-
-    @model_validator(mode="after")
-    def _some_hardware(self) -> HardwareSpec:
-        if not self.edge and not self.cloud:
-            raise ValueError("name at least one edge device or cloud provider")
-        return self
 
 
 class NetworkSpec(_Strict):
@@ -157,6 +167,11 @@ class ApplicationSpec(_Strict):
     hardware: HardwareSpec
     network: NetworkSpec
     edge: EdgeCostSpec = Field(default_factory=EdgeCostSpec)
+    fleet: list[FleetSegment] | None = Field(
+        default=None, min_length=1, max_length=6,
+        description="a mixed edge fleet: segments of the sites, each with its own device; the "
+        "edge candidates of a segment are its device (leave hardware.edge empty)",
+    )
     solver: SolverSpec = Field(default_factory=SolverSpec)
 
     @model_validator(mode="after")
@@ -208,7 +223,29 @@ class ApplicationSpec(_Strict):
                         f"no network.rtt_ms given for region {region!r}",
                     )
                 missing.discard(region)
+        self._check_fleet()
         return self
+
+    def _check_fleet(self) -> None:
+        if not self.fleet:
+            if not self.hardware.edge and not self.hardware.cloud:
+                raise _FieldError("hardware", "name at least one edge device or cloud provider")
+            return
+        if self.hardware.edge:
+            raise _FieldError("hardware.edge", "with fleet segments each segment's device is its "
+                              "edge hardware; leave hardware.edge empty")
+        names: set[str] = set()
+        for i, seg in enumerate(self.fleet):
+            if seg.name in names:
+                raise _FieldError(f"fleet[{i}].name", f"segment name {seg.name!r} appears twice")
+            names.add(seg.name)
+            sites = seg.share * self.load.sites
+            if abs(sites - round(sites)) > 1e-6:
+                raise _FieldError(f"fleet[{i}].share", f"{seg.share:g} of {self.load.sites} sites is "
+                                  f"{sites:g} sites; give a share that makes a whole number of sites")
+        total = sum(seg.share for seg in self.fleet)
+        if abs(total - 1.0) > 1e-6:
+            raise _FieldError("fleet", f"segment shares add up to {total:g}, not 1")
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
@@ -304,6 +341,9 @@ def _message(err: dict) -> str:
     if kind in ("greater_than", "greater_than_equal"):
         limit = err.get("ctx", {}).get("gt", err.get("ctx", {}).get("ge"))
         return f"must be {'>' if kind == 'greater_than' else '>='} {limit}, got {err.get('input')!r}"
+    if kind in ("less_than", "less_than_equal"):
+        limit = err.get("ctx", {}).get("lt", err.get("ctx", {}).get("le"))
+        return f"must be {'<' if kind == 'less_than' else '<='} {limit}, got {err.get('input')!r}"
     return msg.removeprefix("Value error, ")
 
 
@@ -416,12 +456,12 @@ def check_hardware_ids(spec: ApplicationSpec, offers, origin: str | None = None)
     from pricing import table as ot
 
     edge_ids = set(offers.loc[offers[ot.TIER] == "edge", ot.INSTANCE_TYPE])
-    for i, device in enumerate(spec.hardware.edge):
+    named = [(f"hardware.edge[{i}]", d) for i, d in enumerate(spec.hardware.edge)]
+    named += [(f"fleet[{i}].device", seg.device) for i, seg in enumerate(spec.fleet or [])]
+    for field, device in named:
         if device not in edge_ids:
             raise SpecError(
-                f"hardware.edge[{i}]",
-                f"unknown edge device {device!r} (known: {', '.join(sorted(edge_ids))})",
-                origin,
+                field, f"unknown edge device {device!r} (known: {', '.join(sorted(edge_ids))})", origin,
             )
     cloud = offers[offers[ot.TIER] == "cloud"]
     for i, cand in enumerate(spec.hardware.cloud):

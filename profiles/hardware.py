@@ -109,7 +109,6 @@ def local_microarch() -> str:
     info = _cpuinfo()
     vendor = info.get("vendor_id", "")
     family = int(info.get("cpu family", "0") or 0)
-    model = int(info.get("model", "0") or 0)
     flags = set(info.get("flags", "").split())
     if platform.machine() in ("aarch64", "arm64"):
         part = info.get("CPU part", "").lower()

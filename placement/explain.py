@@ -8,7 +8,7 @@ reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from placement.evaluate import Evaluation, evaluate
 from placement.problem import Problem
@@ -19,6 +19,7 @@ GROUP_WORDS = {
     "budget": "the monthly budget",
     "memory": "edge device memory",
     "throughput": "edge device throughput (utilisation cap)",
+    "coverage": "the share of sites that must meet the SLO",
 }
 
 
@@ -29,6 +30,7 @@ class Explanation:
     fastest_p95_ms: float | None = None
     fastest_monthly_usd: float | None = None
     cheapest_meeting_slo_usd: float | None = None
+    largest_site_share: float | None = None  # mixed fleets: the most sites that can meet the SLO
 
 
 @dataclass
@@ -55,12 +57,13 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
         return Explanation(binding=binding, messages=msgs)
 
     grouped = PlacementModel(problem, groups=True)
-    lits = [grouped.group_literals[g] for g in PlacementModel.GROUPS]
+    groups = list(grouped.group_literals)
+    lits = [grouped.group_literals[g] for g in groups]
     solver = grouped.run("cost", time_limit_s=time_limit_s, seed=seed, workers=1, assumptions=lits)
     if _ok(solver):
         return Explanation(binding=[], messages=["the spec is feasible"])
     core_indices = set(solver.sufficient_assumptions_for_infeasibility())
-    binding = [g for g in PlacementModel.GROUPS if grouped.group_literals[g].index in core_indices]
+    binding = [g for g in groups if grouped.group_literals[g].index in core_indices]
     if not binding:  # unknown (time limit): say so rather than guess
         return Explanation(binding=[], messages=["no explanation found within the time limit"])
     # CP-SAT's core is sufficient, not minimal: drop each group whose removal keeps it infeasible.
@@ -101,6 +104,15 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
                 f"the cheapest plan meeting {problem.slo_ms:g} ms costs ${ev.monthly_usd:,.2f}/month, "
                 f"${over:,.2f} over the budget of ${problem.budget_usd:,.2f}."
             )
+    if problem.fleet and ("coverage" in binding or "slo" in binding):
+        out.largest_site_share = _largest_site_share(problem, **kw)
+        if out.largest_site_share is None:
+            out.messages.append(f"no segment of the fleet can meet {problem.slo_ms:g} ms within the budget.")
+        else:
+            out.messages.append(
+                f"at most {out.largest_site_share:.0%} of sites can meet {problem.slo_ms:g} ms within "
+                f"the budget; the spec asks for {problem.min_site_share:.0%}."
+            )
     for group in ("memory", "throughput"):
         if group in binding:
             out.messages.append(
@@ -108,6 +120,24 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
                 "add a larger device model or allow cloud offers."
             )
     return out
+
+
+def _largest_site_share(problem: Problem, **kw) -> float | None:
+    """The largest share of sites a plan can bring within the SLO: each share a set of segments
+    makes, largest first, until one is feasible (a fleet has at most six segments)."""
+    from itertools import combinations
+
+    lanes = problem.lanes
+    shares = sorted({round(sum(lane.share for lane in subset), 9)
+                     for k in range(1, len(lanes) + 1) for subset in combinations(lanes, k)},
+                    reverse=True)
+    for share in shares:
+        if share >= problem.min_site_share - 1e-9:
+            continue
+        trial = replace(problem, min_site_share=share)
+        if _ok(PlacementModel(trial).run("cost", **kw)):
+            return share
+    return None
 
 
 def slack_report(problem: Problem, evaluation: Evaluation, objective: str = "cost", *,

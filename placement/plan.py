@@ -165,6 +165,8 @@ class Explanation(_Model):
     messages: list[str]
     fastest_p95_ms: float | None = None
     cheapest_meeting_slo_usd: float | None = None
+    largest_site_share: float | None = Field(
+        default=None, description="mixed fleets: the largest share of sites a plan can bring within the SLO")
 
 
 class Provenance(_Model):
@@ -346,6 +348,7 @@ def attach_analysis(plan: Plan, *, baselines=(), slack=(), explanation=None) -> 
             fastest_p95_ms=None if explanation.fastest_p95_ms is None else round(explanation.fastest_p95_ms, 4),
             cheapest_meeting_slo_usd=None if explanation.cheapest_meeting_slo_usd is None
             else round(explanation.cheapest_meeting_slo_usd, 2),
+            largest_site_share=explanation.largest_site_share,
         )
     return plan
 

@@ -55,7 +55,7 @@ class PlacementModel:
     constraints hang off assumption literals, so an infeasible model names its binding group.
     """
 
-    GROUPS = ("slo", "budget", "memory", "throughput")
+    GROUPS = ("slo", "budget", "memory", "throughput", "coverage")
 
     def __init__(self, problem: Problem, *, groups: bool = False):
         self.problem = problem
@@ -265,7 +265,9 @@ def _decode(pm, solver, objective, scale, workers, seed, time_limit_s, n_options
 
 def _build(problem: Problem, *, groups: bool) -> dict:
     model = cp_model.CpModel()
-    group = {g: model.new_bool_var(f"enforce[{g}]") for g in PlacementModel.GROUPS} if groups else {}
+    coverage = problem.fleet and problem.min_site_share < 1.0 - 1e-9
+    names = [g for g in PlacementModel.GROUPS if g != "coverage" or coverage]
+    group = {g: model.new_bool_var(f"enforce[{g}]") for g in names} if groups else {}
 
     def enforced(constraint, name):
         if groups:
@@ -299,7 +301,6 @@ def _build(problem: Problem, *, groups: bool) -> dict:
     used = {d: model.new_bool_var(f"used[{problem.devices[d].label}]") for d in problem.devices}
     # A mixed fleet may leave some segments outside the SLO: each segment's answer arrives at
     # its own end, and `end` (the latency the SLO bounds) covers the segments that meet it.
-    coverage = problem.fleet and problem.min_site_share < 1.0 - 1e-9
     lane_end = ({lane.segment: model.new_int_var(0, horizon_us, f"end[{lane.segment}]")
                  for lane in problem.lanes} if coverage else {})
 
@@ -380,8 +381,8 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             # A segment counts as meeting the SLO only if its answers are back by `end`...
             model.add(end >= seg_end).only_enforce_if(meets[seg])
         # ...and the segments that do cover the required share of sites.
-        model.add(sum(_ppm(problem.lane_share(seg)) * lit for seg, lit in meets.items())
-                  >= _ppm(problem.min_site_share))
+        enforced(model.add(sum(_ppm(problem.lane_share(seg)) * lit for seg, lit in meets.items())
+                           >= _ppm(problem.min_site_share)), "coverage")
 
     # A cloud pool shared by several segments serves all of them or none.
     pools: dict[str, list] = {}

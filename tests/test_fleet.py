@@ -247,3 +247,20 @@ def test_the_mixed_fleet_example_plans_from_a_profile_csv(tmp_path, monkeypatch,
     assert len(compute) == len(pools)  # a shared pool is paid once
     assert "segment pi4-stores" in out
     assert "## Fleet segments" in (tmp_path / "summary.md").read_text()
+
+
+def test_an_unreachable_site_share_is_explained():
+    from placement.explain import explain_infeasible
+
+    offers, profiles, io = tables(pi4_p50=300.0)
+    segments = [{"name": "new", "share": 0.9, "device": "pi5"},
+                {"name": "old", "share": 0.1, "device": "pi4"}]
+    problem = build(fleet_spec(segments, rtt=400.0, min_share=0.95), offers, profiles, io)
+    why = explain_infeasible(problem)
+    assert why.binding == ["slo", "coverage"]  # together: dropping either one makes a plan
+    assert why.largest_site_share == pytest.approx(0.9)
+    assert "at most 90% of sites can meet 250 ms within the budget; the spec asks for 95%." in why.messages
+    # every site required: the SLO binds, and the same nearest feasible share is offered
+    strict = build(fleet_spec(segments, rtt=400.0), offers, profiles, io)
+    why = explain_infeasible(strict)
+    assert why.binding == ["slo"] and why.largest_site_share == pytest.approx(0.9)

@@ -70,3 +70,23 @@ def build(spec_data, offers, profiles, io_bytes):
     spec = parse_spec(spec_data, origin="test")
     return build_problem(spec, profiles, offers, io_bytes, egress_tiers=EGRESS_TIERS,
                          egress_source=EGRESS_SOURCE)
+
+
+def write_single_model_spec(path, *, app: str, model: str, onnx_path) -> None:
+    """A spec file for one real ONNX model with input x [1, 64] (CLI tests that profile it)."""
+    path.write_text(f"""name: {app}
+models:
+  - name: {model}
+    onnx: {onnx_path}
+    inputs: {{x: [1, 64]}}
+dataflow:
+  - {{from: source, to: {model}, bytes: 256}}
+  - {{from: {model}, to: sink}}
+load: {{sites: 1, rate_per_site_rps: 1.0}}
+slo: {{latency_ms: 300, percentile: 95}}
+monthly_budget_usd: 1000
+hardware:
+  edge: [rpi5-8gb]
+  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
+network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
+""")

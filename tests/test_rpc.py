@@ -19,6 +19,7 @@ import sys
 import time
 
 import pytest
+from factories import write_single_model_spec
 
 from profiles.remote import (
     RemoteConfigError,
@@ -241,22 +242,7 @@ def test_cli_profile_with_a_tracker(tracker, servers, cache_dir, tiny_pieces, tm
     servers("fake-rpi5")
     local = local_hardware().name
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"""name: rpc-app
-models:
-  - name: alpha
-    onnx: {tiny_pieces[0].onnx_path}
-    inputs: {{x: [1, 64]}}
-dataflow:
-  - {{from: source, to: alpha, bytes: 256}}
-  - {{from: alpha, to: sink}}
-load: {{sites: 1, rate_per_site_rps: 1.0}}
-slo: {{latency_ms: 300, percentile: 95}}
-monthly_budget_usd: 1000
-hardware:
-  edge: [rpi5-8gb]
-  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
-network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
-""")
+    write_single_model_spec(spec, app="rpc-app", model="alpha", onnx_path=tiny_pieces[0].onnx_path)
     remote = tmp_path / "remote.yaml"
     remote.write_text(f"tracker: {tracker}\ndevices:\n  fake-rpi5: {local}\n")
     result = CliRunner().invoke(app, ["profile", str(spec), "--remote-config", str(remote),

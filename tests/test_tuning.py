@@ -14,6 +14,7 @@ import time
 import numpy as np
 import onnx
 import pytest
+from factories import write_single_model_spec
 from onnx import TensorProto, helper, numpy_helper
 
 from profiles.tuning import (
@@ -243,22 +244,7 @@ def test_cli_tune_then_profile_shows_the_tuned_row(piece, cache_dir, tmp_path):
     from placement.cli import app
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"""name: tune-app
-models:
-  - name: two
-    onnx: {piece.onnx_path}
-    inputs: {{x: [1, 64]}}
-dataflow:
-  - {{from: source, to: two, bytes: 256}}
-  - {{from: two, to: sink}}
-load: {{sites: 1, rate_per_site_rps: 1.0}}
-slo: {{latency_ms: 300, percentile: 95}}
-monthly_budget_usd: 1000
-hardware:
-  edge: [rpi5-8gb]
-  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
-network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
-""")
+    write_single_model_spec(spec, app="tune-app", model="two", onnx_path=piece.onnx_path)
     runner = CliRunner()
     bad = runner.invoke(app, ["tune", str(spec), "--budget", "soon"])
     assert bad.exit_code != 0 and "--budget" in str(bad.exception)

@@ -1,0 +1,1 @@
+"""Where each piece of an ONNX application should run: spec, problem, CP-SAT solver, plan, reports, CLI."""

@@ -45,7 +45,10 @@ def synthetic_instance(
     uplink_mbps: float = 20.0,
     max_extra_replicas: int = 2,
     batches: tuple[int, ...] = (1, 4),
+    fleet_segments: int = 0,
 ) -> Instance:
+    """`fleet_segments` > 0: a mixed fleet of that many segments (sites split evenly, devices
+    taken in turn from the edge devices) instead of a uniform one."""
     rng = np.random.default_rng(seed)
     names = [f"m{i}" for i in range(n_pieces)]
     # A random DAG in topological order: every piece hangs off an earlier node.
@@ -132,5 +135,11 @@ def synthetic_instance(
                     "rtt_ms": {r: float(rng.uniform(10, 80)) for r in region_names}},
         "solver": {"max_extra_replicas": max_extra_replicas},
     }
+    if fleet_segments:
+        counts = [sites // fleet_segments + (1 if k < sites % fleet_segments else 0)
+                  for k in range(fleet_segments)]
+        spec_data["hardware"]["edge"] = []
+        spec_data["fleet"] = [{"name": f"seg{k}", "share": counts[k] / sites,
+                               "device": f"dev{k % n_edge_devices}"} for k in range(fleet_segments)]
     spec = parse_spec(spec_data, origin="synthetic")
     return Instance(spec, profiles, offers, io_bytes, EGRESS_TIERS, EGRESS_SOURCE)

@@ -243,6 +243,9 @@ def plan(
         None, "--pricing-model", help="on-demand, spot, reserved-1y or reserved-3y (overrides the spec)"),
     discount: list[str] = typer.Option([], "--discount", help="provider=percent, e.g. aws=12.5 (overrides the spec)"),
     batches: Optional[str] = typer.Option(None, "--batches", help="profile and plan these batch sizes, e.g. 1,2,4,8"),
+    estimated_latency: Optional[str] = typer.Option(
+        None, "--estimated-latency",
+        help="nominal, or upper-band: plan estimates at the top of their error band (overrides the spec)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cheapest placement meeting the SLO and the budget; writes plan.json."""
@@ -250,8 +253,13 @@ def plan(
 
     if objective not in ("cost", "latency"):
         raise api.InputError(f"--objective: must be cost or latency, got {objective!r}")
+    if estimated_latency not in (None, "nominal", "upper-band"):
+        raise api.InputError(f"--estimated-latency: must be nominal or upper-band, got {estimated_latency!r}")
     spec, base_dir = _load(spec_path)
     spec = _with_prices(spec, pricing_model, discount)
+    if estimated_latency:
+        spec = spec.model_copy(update={"solver": spec.solver.model_copy(
+            update={"estimated_latency": estimated_latency})})
     offers = _offers(offers_csv)
     profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json, parse_batches(batches))
     outcome = api.plan_spec(spec, base_dir, profiles, offers, objective=objective)

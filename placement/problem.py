@@ -233,6 +233,20 @@ def best_runtime_rows(profiles: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates([pt.PIECE, pt.HARDWARE, pt.BATCH], keep="first")
 
 
+def planning_latencies(profiles: pd.DataFrame, estimated_latency: str) -> pd.DataFrame:
+    """The ProfileTable the planner uses: with "upper-band", every estimated row is taken at the
+    top of its error band, so the plan holds even where the estimate is as wrong as its
+    calibration residuals allow."""
+    if estimated_latency == "nominal":
+        return profiles
+    out = profiles.copy()
+    banded = (out[pt.SOURCE] == "estimated") & out[pt.ERROR_BAND].notna()
+    factor = 1.0 + out.loc[banded, pt.ERROR_BAND].astype(float)
+    for column in (pt.LATENCY_MS_P50, pt.LATENCY_MS_P95):
+        out.loc[banded, column] = out.loc[banded, column].astype(float) * factor
+    return out
+
+
 def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFrame:
     """The offers the spec allows: its edge devices and its cloud filters."""
     edge_ids = list(spec.hardware.edge) + [seg.device for seg in spec.fleet or []]
@@ -322,6 +336,7 @@ def build_problem(
 
     pricing_column = ot.PRICING_MODELS[spec.hardware.pricing_model]
     cands = candidate_offers(spec, offers)
+    profiles = planning_latencies(profiles, spec.solver.estimated_latency)
     best = best_runtime_rows(profiles)
     cap = spec.solver.utilisation_cap
     percentile = spec.slo.percentile
@@ -356,6 +371,9 @@ def build_problem(
     options: dict[str, tuple[Option, ...]] = {}
     unplaceable: dict[str, str] = {}
     notes: list[str] = []
+    if spec.solver.estimated_latency == "upper-band":
+        notes.append("estimated latencies are planned at the top of their error band "
+                     "(solver.estimated_latency: upper-band); measured ones as measured")
     from profiles.hardware import hardware_catalog
 
     catalog = hardware_catalog()

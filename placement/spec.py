@@ -151,6 +151,11 @@ class EdgeCostSpec(_Strict):
 
 class SolverSpec(_Strict):
     utilisation_cap: Annotated[float, Field(gt=0, le=1)] = 0.7
+    estimated_latency: Literal["nominal", "upper-band"] = Field(
+        default="nominal",
+        description="plan estimated latencies at their value, or at the top of their error band "
+        "(a plan that still holds if every estimate is as far off as its calibration allows)",
+    )
     max_extra_replicas: Annotated[int, Field(ge=0, le=16)] = 3
     time_limit_s: PositiveFloat = 30.0
     seed: Annotated[int, Field(ge=0)] = 0

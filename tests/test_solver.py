@@ -242,3 +242,22 @@ def test_split_plan_reports_head_and_tail():
     names = {b.name: b for b in baselines(problem)}
     assert names["best cut per model"].feasible
     assert not names["all-edge"].feasible and not names["all-cloud"].feasible
+
+
+def test_upper_band_plans_estimates_at_the_top_of_their_error_band():
+    from factories import build
+
+    offers, profiles, io_bytes = one_model_tables()
+    profiles = profiles[profiles["hardware"] == "hw-pi"].copy()  # only the edge device can run it
+    profiles["source"], profiles["error_band"] = "estimated", 0.5
+    nominal = build(one_model_spec(slo_ms=250.0), offers, profiles, io_bytes)
+    spec = one_model_spec(slo_ms=250.0)
+    spec["solver"]["estimated_latency"] = "upper-band"
+    upper = build(spec, offers, profiles, io_bytes)
+    (edge_nominal,), (edge_upper,) = nominal.options["det"], upper.options["det"]
+    assert edge_upper.compute_ms_p95 == pytest.approx(1.5 * edge_nominal.compute_ms_p95)
+    assert edge_upper.utilisation == pytest.approx(1.5 * edge_nominal.utilisation)
+    assert edge_nominal.latency_ms < 250.0 < edge_upper.latency_ms
+    assert solve(nominal).status == "optimal"
+    assert solve(upper).status == "infeasible"
+    assert any("top of their error band" in n for n in upper.notes)

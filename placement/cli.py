@@ -311,7 +311,7 @@ def frontier(
 @app.command()
 def evaluate(
     spec_path: Path = typer.Argument(..., metavar="SPEC"),
-    assign: list[str] = typer.Option(..., "--assign", help="piece=offer[/runtime][/rN], once per piece; in a mixed fleet a bare model name places it in every segment"),
+    assign: list[str] = typer.Option(..., "--assign", help="piece=offer[/runtime][/rN], once per piece (offer 'edge': the site's device); in a mixed fleet a bare model name places it in every segment"),
     profiles_csv: Optional[Path] = typer.Option(None, "--profiles"),
     offers_csv: Optional[Path] = typer.Option(None, "--offers"),
     as_json: bool = typer.Option(False, "--json"),

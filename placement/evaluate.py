@@ -254,8 +254,8 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
     utilisation under the cap, then the fastest, among the options that match.
 
     In a mixed fleet a piece is `<segment>/<model>`; a bare model name places it the same way in
-    every segment. Segments that name the same cloud offer for a model share one pool, sized for
-    their traffic together."""
+    every segment, and the offer `edge` names each segment's own device. Segments that name the
+    same cloud offer for a model share one pool, sized for their traffic together."""
     if problem.fleet:
         expanded: dict[str, str] = {}
         for piece, spec in wanted.items():
@@ -277,7 +277,8 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
             )
         parts = spec.split("/")
         offer, rest = parts[0], parts[1:]
-        matches = [o for o in problem.options[piece] if o.offer == offer]
+        # "edge" stands for the site's own device (a fleet segment's, or the fastest that fits)
+        matches = [o for o in problem.options[piece] if o.offer == offer or (offer == "edge" and o.tier == "edge")]
         for part in rest:
             if part.startswith("r") and part[1:].isdigit():
                 matches = [o for o in matches if o.replicas == int(part[1:])]

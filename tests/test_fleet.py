@@ -120,6 +120,9 @@ def test_segments_share_one_pool_when_it_is_cheaper_and_pay_for_it_once():
     chosen = resolve_assignment(problem, {"det": "aws:r0:c1"})
     assert {o.pool_segments for o in chosen.values()} == {("a", "b")}
     assert evaluate(problem, chosen).feasible
+    # "edge" names each segment's own device; a segment may also be placed on its own
+    mixed = resolve_assignment(problem, {"a/det": "edge", "b/det": "aws:r0:c1"})
+    assert mixed["a/det"].device_offer == "edge:pi4@a" and mixed["b/det"].pool_segments == ("b",)
 
 
 def test_slo_on_a_share_of_sites():

@@ -189,3 +189,15 @@ def test_cli_prices_a_plan_at_spot_with_a_discount(csv_inputs, monkeypatch, caps
     code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
                            "--offers", str(d / "offers.csv"), "--discount", "aws=abc")
     assert code == 2 and "--discount" in err
+
+
+def test_cli_estimated_latency_option(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                           "--offers", str(d / "offers.csv"), "--estimated-latency", "maybe")
+    assert code == 2 and "--estimated-latency" in err and err.count("\n") == 1
+    code, out, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "--estimated-latency", "upper-band",
+                             "-o", str(d / "plan.json"), "--json")
+    assert code == 0, err
+    assert any("top of their error band" in n for n in json.loads(out)["notes"])

@@ -171,7 +171,7 @@ def _print_plan(plan) -> None:
         table.add_row(r["piece"], r["where"], r["replicas"], r["runtime"], f"{r['p95_ms']:.2f}",
                       r["latency_source"], r["cost_note"] or f"${r['monthly_usd']:,.2f}",
                       style=style)
-    out.print(table)
+    out.print(table if plan.placements else f"[bold]{title}[/bold]")
     for seg in plan.segments:
         out.print(f"  segment {seg.name:<14} {seg.share:>4.0%} of sites ({seg.sites}) on {seg.device}"
                   f"{' (owned)' if seg.owned else ''}: p{plan.latency.percentile} {seg.latency_ms_p95:.1f} ms"

@@ -2,7 +2,9 @@
 
 Deliberately formulated differently from `placement.solver`: continuous floats instead of
 integer micro-units, and crossing times through a transportation polytope of location pairs
-instead of CP-SAT's max-of-linear-terms, so a shared mistake is unlikely.
+instead of CP-SAT's max-of-linear-terms, a pool variable per shared cloud pool instead of
+literal equalities, and big-M per-segment deadlines for an SLO on a share of sites, so a shared
+mistake is unlikely.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
     lat = {p: sum(o.latency_ms * on[p, o.id] for o in problem.options[p]) for p in pieces}
     start = {p: h.addVariable(lb=0.0, ub=1e9) for p in pieces}
     end = h.addVariable(lb=0.0, ub=problem.slo_ms)
+    coverage = problem.fleet and problem.min_site_share < 1.0
+    big_m = 1e6
+    if coverage:
+        # each segment's answers arrive at its own deadline; those that meet the SLO cover the share
+        lane_end = {lane.segment: h.addVariable(lb=0.0, ub=1e9) for lane in problem.lanes}
+        meets = {lane.segment: h.addBinary() for lane in problem.lanes}
+        for seg in lane_end:
+            h.addConstr(end >= lane_end[seg] - big_m * (1 - meets[seg]))
+        h.addConstr(sum(lane.share * meets[lane.segment] for lane in problem.lanes)
+                    >= problem.min_site_share - 1e-9)
     crossing_gb: dict[str, list] = {}
     for flow in problem.flows:
         a, b = flow.source, flow.target
@@ -44,7 +56,8 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
             h.addConstr(start[b] >= sum(problem.transfer_ms(flow, SITE, loc) * at_in(b, loc) for loc in ins[b]))
             continue
         if b == SINK:
-            h.addConstr(end >= start[a] + lat[a] + sum(problem.transfer_ms(flow, loc, SITE) * at(a, loc) for loc in locs[a]))
+            deadline = lane_end[problem.piece_lane[a]] if coverage else end
+            h.addConstr(deadline >= start[a] + lat[a] + sum(problem.transfer_ms(flow, loc, SITE) * at(a, loc) for loc in locs[a]))
             for loc in locs[a]:
                 if not is_edge(loc):
                     crossing_gb.setdefault(loc.split(":")[0], []).append(problem.egress_gb(flow) * at(a, loc))
@@ -59,7 +72,16 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
             if not is_edge(la) and is_edge(lb):
                 crossing_gb.setdefault(la.split(":")[0], []).append(problem.egress_gb(flow) * v)
 
-    cost_terms = [o.monthly_usd * on[p, o.id] for p in pieces for o in problem.options[p] if o.tier == "cloud"]
+    cost_terms = [o.monthly_usd * on[p, o.id] for p in pieces for o in problem.options[p]
+                  if o.tier == "cloud" and o.pool is None]
+    pools: dict[str, tuple] = {}
+    for p in pieces:
+        for o in problem.options[p]:
+            if o.pool is not None:
+                if o.pool not in pools:
+                    pools[o.pool] = (h.addBinary(), o.monthly_usd)
+                h.addConstr(on[p, o.id] == pools[o.pool][0])
+    cost_terms += [monthly * y for y, monthly in pools.values()]
     for d, dev in problem.devices.items():
         users = [(p, o) for p in pieces for o in problem.options[p] if o.device_offer == d]
         if not users:
@@ -69,7 +91,7 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
             h.addConstr(used >= on[p, o.id])
         h.addConstr(sum(o.device_utilisation * on[p, o.id] for p, o in users) <= problem.utilisation_cap)
         h.addConstr(sum(o.device_memory_mb * on[p, o.id] for p, o in users) <= dev.memory_mb)
-        cost_terms.append(dev.monthly_usd_per_site * problem.sites * used)
+        cost_terms.append(dev.monthly_usd_per_site * dev.sites * used)
     for provider, terms in crossing_gb.items():
         total_gb = sum(problem.egress_gb(f) for f in problem.flows)
         volume = sum(terms)

@@ -233,7 +233,7 @@ def tune(
         import json
 
         print(json.dumps([_result_json(r) for r in results], indent=2, default=str))
-    else:
+    elif results:
         out.print(_result_table(spec.name, results, budget_s, time.monotonic() - started))
     if failed and not results:
         raise typer.Exit(1)

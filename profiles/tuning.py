@@ -530,6 +530,10 @@ def _read_plan(run_dir: Path) -> dict:
 
 def _failure_message(exc: ChildFailure, what: str, db: TuningDatabase) -> str:
     detail = exc.message if exc.error_type is None else f"{exc.error_type}: {exc.message}"
+    if exc.stage == "extract" and exc.error_type is not None:
+        # TVM could not import the model: a re-run would fail the same way.
+        return (f"{what} failed during {exc.stage}: {detail}. TVM cannot import this model, so it "
+                "cannot be tuned; ONNX Runtime still measures it (placement profile).")
     text = (f"{what} failed during {exc.stage}: {detail}. Finished trials are kept in "
             f"{db.directory} ({db.record_count()} records); run again to resume.")
     if exc.log_tail and exc.error_type is None:

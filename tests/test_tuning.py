@@ -261,3 +261,22 @@ def test_cli_tune_then_profile_shows_the_tuned_row(piece, cache_dir, tmp_path):
     mine = [r for r in rows if r["runtime"] == TVM_TUNED]
     assert len(mine) == 1
     assert mine[0]["latency_ms_p50"] == pytest.approx(tuned[0]["row"]["latency_ms_p50"], rel=1e-6)
+
+
+def test_a_model_tvm_cannot_import_is_not_offered_a_resume(tmp_path, cache_dir):
+    from profiles.profiler import PieceSource
+
+    graph = helper.make_graph(
+        [helper.make_node("Celu", ["x"], ["y"], alpha=1.0)], "celu_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "celu.onnx")
+    source = PieceSource(piece="celu", onnx_path=tmp_path / "celu.onnx", input_shapes={"x": [1, 64]})
+    with pytest.raises(TuningError) as info:
+        tune_piece(source, None, 30, measure=False)
+    message = str(info.value)
+    assert "Celu" in message and "cannot be tuned" in message and "ONNX Runtime still measures" in message
+    assert "run again" not in message

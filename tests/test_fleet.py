@@ -267,3 +267,32 @@ def test_an_unreachable_site_share_is_explained():
     strict = build(fleet_spec(segments, rtt=400.0), offers, profiles, io)
     why = explain_infeasible(strict)
     assert why.binding == ["slo"] and why.largest_site_share == pytest.approx(0.9)
+
+
+def test_split_models_in_a_fleet_share_the_tail_pool():
+    offers, profiles, io = tables(pi4_p50=300.0)
+    # the head is light, its output small; every segment can run it on its own device
+    for row in (profile_row("det@t1:head", "hw-pi5", 6.0, 8.0, memory_mb=40.0),
+                profile_row("det@t1:head", "hw-pi4", 15.0, 18.0, memory_mb=40.0),
+                profile_row("det@t1:head", "hw-c1", 1.0, 1.2),
+                profile_row("det@t1:tail", "hw-pi5", 34.0, 42.0),
+                profile_row("det@t1:tail", "hw-pi4", 285.0, 342.0),
+                profile_row("det@t1:tail", "hw-c1", 9.0, 10.8)):
+        profiles.loc[len(profiles)] = row
+    io.update({"det@t1:head": (150_528, 3_000), "det@t1:tail": (3_000, 4_000)})
+    spec = fleet_spec([{"name": "a", "share": 0.5, "device": "pi4"},
+                       {"name": "b", "share": 0.5, "device": "pi4"}], rate=0.6)
+    spec["models"][0]["split"] = "auto"
+    # the whole frame crosses a thin uplink slowly; the 3 kB cut tensor does not
+    spec["dataflow"][0]["bytes"] = 400_000
+    problem = build(spec, offers, profiles, io)
+    result = solve(problem)
+    ev = evaluate(problem, result.assignment)
+    a, b = ev.assignment["a/det"], ev.assignment["b/det"]
+    assert a.cut == "t1" and b.cut == "t1" and a.pool == b.pool and a.pool_segments == ("a", "b")
+    assert a.head["location"] == "edge:pi4@a" and b.head["location"] == "edge:pi4@b"
+    assert set(ev.device_load) == {"edge:pi4@a", "edge:pi4@b"}
+    assert ev.monthly_usd == pytest.approx(brute_force(problem).monthly_usd, abs=0.01)
+    plan = make_plan(problem, result, ev, tvm_version=None)
+    assert {p.head.device for p in plan.placements} == {"pi4"}
+    assert "split at t1: head on edge pi4" in markdown_summary(plan)

@@ -20,7 +20,6 @@ A cold run takes ~15-25 minutes on 2 cores (untuned TVM is slow; batch 2 doubles
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -100,13 +99,15 @@ def measure(pieces, tvm_batches, ort_batches, cache: ProfileCache, console: Cons
 
 def tuned_rows(pieces) -> dict[str, float]:
     """p50 of a tvm-tuned row at batch 1 per piece, from the registered row providers."""
-    with contextlib.suppress(ImportError):  # the tuning module registers its provider
-        import profiles.tuning  # noqa: F401
+    from profiles.tuning import register_row_providers
+
+    register_row_providers()  # cached tvm-tuned (and measured-rpc) rows
     found = {}
     for provider in list(extra_row_providers):
         try:
             rows = provider(pieces, [local_hardware().name])
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - report it and go on with the other providers
+            print(f"warning: row provider {getattr(provider, '__name__', provider)}: {exc}", file=sys.stderr)
             continue
         for r in rows or []:
             if r.get(RUNTIME) == "tvm-tuned" and int(r.get(BATCH, 1)) == 1:

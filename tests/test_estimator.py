@@ -276,3 +276,21 @@ def test_profile_pieces_estimates_with_kernel_stats(tmp_path):
     finally:
         profiler_module.kernel_stats_many = original
     assert again.kernel_stats["convmlp"] == report.kernel_stats["convmlp"]
+
+
+def test_a_cpu_the_catalog_does_not_know_gets_measured_peaks_once(tmp_path, monkeypatch):
+    import profiles.hardware as hw
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    peaks = hw.measured_peaks("x86-unknown-2c", 2)
+    # a GEMM and a copy really ran: figures a 2-thread CPU can reach, not an assumed clock
+    assert 5.0 < peaks["peak_gflops"] < 20_000 and 0.5 < peaks["mem_bandwidth_gbs"] < 2_000
+    assert (tmp_path / "hardware" / "x86-unknown-2c.json").is_file()
+
+    def no_second_measurement(*_):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(hw, "_gemm_session", no_second_measurement)
+    assert hw.measured_peaks("x86-unknown-2c", 2) == peaks  # read back from the cache dir
+    with pytest.raises(AssertionError, match="measured again"):
+        hw.measured_peaks("x86-unknown-2c", 4)  # other cores: a new measurement

@@ -202,9 +202,8 @@ def measured_peaks(name: str, cores: int) -> dict:
 
 def _gemm_session(n: int, cores: int):
     """An n x n fp32 MatMul in ONNX Runtime (its MLAS kernels are what reach the highest rate
-    on a CPU here; numpy's bundled BLAS reached a quarter of it on a Zen 5)."""
+    on a CPU here; numpy's bundled BLAS reached about half of it on a Zen 5)."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

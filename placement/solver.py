@@ -428,15 +428,16 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         for p, o in users:
             model.add_implication(on[p, o.id], used[d])
         model.add(used[d] <= sum(on[p, o.id] for p, o in users))
-        # Pieces sharing a site's device stay under the utilisation cap...
+        # Pieces sharing a site's device stay under the utilisation cap and fit its memory
+        # together. (Scaled by `used`: the same for whole plans, but it tells the LP relaxation
+        # that a device half-used by fractions of pieces is still a device to pay for.)
         enforced(model.add(
             sum(int(math.ceil(o.device_utilisation * MICRO)) * on[p, o.id] for p, o in users)
-            <= int(problem.utilisation_cap * MICRO)
+            <= int(problem.utilisation_cap * MICRO) * used[d]
         ), "throughput")
-        # ...and fit its memory together.
         enforced(model.add(
             sum(int(math.ceil(o.device_memory_mb)) * on[p, o.id] for p, o in users)
-            <= int(dev.memory_mb)
+            <= int(dev.memory_mb) * used[d]
         ), "memory")
 
     # Money: cloud pools (a shared pool once) + edge devices at their sites + tiered egress.

@@ -264,17 +264,12 @@ def test_cli_tune_then_profile_shows_the_tuned_row(piece, cache_dir, tmp_path):
 
 
 def test_a_model_tvm_cannot_import_is_not_offered_a_resume(tmp_path, cache_dir):
+    from test_profiles import celu_model
+
     from profiles.profiler import PieceSource
 
-    graph = helper.make_graph(
-        [helper.make_node("Celu", ["x"], ["y"], alpha=1.0)], "celu_net",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, tmp_path / "celu.onnx")
-    source = PieceSource(piece="celu", onnx_path=tmp_path / "celu.onnx", input_shapes={"x": [1, 64]})
+    onnx.save(celu_model(), tmp_path / "celu.onnx")
+    source = PieceSource(piece="celu", onnx_path=tmp_path / "celu.onnx", input_shapes={"x": [1, 16]})
     with pytest.raises(TuningError) as info:
         tune_piece(source, None, 30, measure=False)
     message = str(info.value)

@@ -311,7 +311,7 @@ class _tune_progress:
 
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.completed}/{task.total} trials"),
+            TextColumn("{task.fields[trials]}"),
             TextColumn("{task.fields[tasks]}"), TextColumn("{task.fields[best]}"),
             TextColumn("{task.fields[left]}"), console=self.console)
         self.bar.__enter__()
@@ -322,12 +322,13 @@ class _tune_progress:
 
         if p.piece not in self.tasks:
             self.tasks[p.piece] = self.bar.add_task(
-                f"tune {p.piece}", total=None, tasks="", best="", left="")
+                f"tune {p.piece}", total=None, trials="", tasks="", best="", left="")
         task = self.tasks[p.piece]
         best = (f"est. {p.estimated_ms:.2f} ms ({p.tasks_with_estimate}/{p.tasks_total} kernels)"
                 if p.estimated_ms is not None else "")
         fields = {"tasks": f"tasks {p.tasks_done}/{p.tasks_total}" if p.tasks_total else "",
-                  "best": best}
+                  "best": best,
+                  "trials": f"{p.trials_done}/{p.trials_planned} trials" if p.trials_planned else ""}
         if p.phase in ("compile", "measure", "check", "done"):
             fields["left"] = {"done": "done"}.get(p.phase, f"{p.phase} tuned model")
         elif p.phase == "stopped":

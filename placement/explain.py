@@ -19,7 +19,7 @@ GROUP_WORDS = {
     "budget": "the monthly budget",
     "memory": "edge device memory",
     "throughput": "edge device throughput (utilisation cap)",
-    "coverage": "the share of sites that must meet the SLO",
+    "site-share": "the share of sites that must meet the SLO",
 }
 
 
@@ -104,7 +104,7 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
                 f"the cheapest plan meeting {problem.slo_ms:g} ms costs ${ev.monthly_usd:,.2f}/month, "
                 f"${over:,.2f} over the budget of ${problem.budget_usd:,.2f}."
             )
-    if problem.fleet and ("coverage" in binding or "slo" in binding):
+    if problem.fleet and ("site-share" in binding or "slo" in binding):
         out.largest_site_share = _largest_site_share(problem, **kw)
         if out.largest_site_share is None:
             out.messages.append(f"no segment of the fleet can meet {problem.slo_ms:g} ms within the budget.")

@@ -55,7 +55,7 @@ class PlacementModel:
     constraints hang off assumption literals, so an infeasible model names its binding group.
     """
 
-    GROUPS = ("slo", "budget", "memory", "throughput", "coverage")
+    GROUPS = ("slo", "budget", "memory", "throughput", "site-share")
 
     def __init__(self, problem: Problem, *, groups: bool = False):
         self.problem = problem
@@ -289,7 +289,7 @@ def _decode(pm, solver, objective, scale, workers, seed, time_limit_s, n_options
 def _build(problem: Problem, *, groups: bool) -> dict:
     model = cp_model.CpModel()
     coverage = problem.fleet and problem.min_site_share < 1.0 - 1e-9
-    names = [g for g in PlacementModel.GROUPS if g != "coverage" or coverage]
+    names = [g for g in PlacementModel.GROUPS if g != "site-share" or coverage]
     group = {g: model.new_bool_var(f"enforce[{g}]") for g in names} if groups else {}
 
     def enforced(constraint, name):
@@ -405,7 +405,7 @@ def _build(problem: Problem, *, groups: bool) -> dict:
             model.add(end >= seg_end).only_enforce_if(meets[seg])
         # ...and the segments that do cover the required share of sites.
         enforced(model.add(sum(_ppm(problem.lane_share(seg)) * lit for seg, lit in meets.items())
-                           >= _ppm(problem.min_site_share)), "coverage")
+                           >= _ppm(problem.min_site_share)), "site-share")
 
     # A cloud pool shared by several segments serves all of them or none.
     pools: dict[str, list] = {}

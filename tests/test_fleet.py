@@ -260,7 +260,7 @@ def test_an_unreachable_site_share_is_explained():
                 {"name": "old", "share": 0.1, "device": "pi4"}]
     problem = build(fleet_spec(segments, rtt=400.0, min_share=0.95), offers, profiles, io)
     why = explain_infeasible(problem)
-    assert why.binding == ["slo", "coverage"]  # together: dropping either one makes a plan
+    assert why.binding == ["slo", "site-share"]  # together: dropping either one makes a plan
     assert why.largest_site_share == pytest.approx(0.9)
     assert "at most 90% of sites can meet 250 ms within the budget; the spec asks for 95%." in why.messages
     # every site required: the SLO binds, and the same nearest feasible share is offered

@@ -150,22 +150,17 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
 
     # Money: cloud pools, edge devices (one per site per device model used), egress.
     items: list[CostItem] = []
-    pools: dict[str, Option] = {}  # a pool shared by fleet segments is paid once
+    billed: list[Option] = []  # cloud pools, each once (a pool shared by fleet segments too)
     for piece, opt in chosen.items():
-        if opt.tier == "cloud" and opt.pool is None:
-            items.append(CostItem(
-                "compute", f"{piece} on {opt.offer}", opt.replicas, "replica",
-                opt.hourly_usd * HOURS_PER_MONTH, opt.monthly_usd,
-                f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
-            ))
-        elif opt.tier == "cloud" and opt.pool not in pools:
-            pools[opt.pool] = opt
-            model = problem.piece_model.get(piece, piece)
-            items.append(CostItem(
-                "compute", f"{model} on {opt.offer} for {'+'.join(opt.pool_segments)}", opt.replicas,
-                "replica", opt.hourly_usd * HOURS_PER_MONTH, opt.monthly_usd,
-                f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
-            ))
+        if opt.tier != "cloud" or any(opt.pool is not None and opt.pool == b.pool for b in billed):
+            continue
+        billed.append(opt)
+        item = f"{piece} on {opt.offer}" if opt.pool is None else (
+            f"{problem.piece_model[piece]} on {opt.offer} for {'+'.join(opt.pool_segments)}")
+        items.append(CostItem(
+            "compute", item, opt.replicas, "replica", opt.hourly_usd * HOURS_PER_MONTH,
+            opt.monthly_usd, f"{opt.price_source} ({opt.price_date}), {problem.pricing_model}",
+        ))
     device_load: dict[str, tuple[float, float]] = {}
     for opt in chosen.values():
         if opt.device_offer is not None:
@@ -229,10 +224,9 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
 
     by_model: dict[str, float | None] = {}
     non_compute = sum(i.monthly_usd for i in items if i.kind != "compute")
-    pooled = [o for o in chosen.values() if o.tier == "cloud" and o.pool is None] + list(pools.values())
     for model in ("on-demand", "spot", "reserved-1y", "reserved-3y"):
         total: float | None = non_compute
-        for opt in pooled:
+        for opt in billed:
             hourly = opt.hourly_usd_by_model.get(model)
             if hourly is None:
                 total = None

@@ -306,7 +306,7 @@ def make_plan(
     )
     segments = []
     for lane in problem.lanes if problem.fleet else ():
-        dev = problem.devices[f"{lane.device}@{lane.segment}"]
+        dev = problem.devices[lane.device_key(lane.device)]
         seg_ms = evaluation.segment_latency_ms.get(lane.segment, 0.0)
         segments.append(Segment(name=lane.segment, share=lane.share, sites=lane.sites,
                                 device=dev.device, owned=dev.owned, latency_ms_p95=round(seg_ms, 4),

@@ -142,6 +142,11 @@ class Lane:
     sites: int
     device: str | None  # the edge offer installed there; None: any of hardware.edge
 
+    def device_key(self, offer: str) -> str:
+        """The key of `offer`'s devices at these sites in `Problem.devices` (and their location):
+        two segments with the same device model still own two sets of devices."""
+        return f"{offer}@{self.segment}" if self.segment else offer
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -358,12 +363,11 @@ def build_problem(
             owned=owned,
         )
 
-    # Device keys are the edge locations: the offer in a uniform fleet, `<offer>@<segment>` in a
-    # mixed one (two segments with the same device model are still two sets of devices).
+    # Device keys are the edge locations (`Lane.device_key`).
     devices: dict[str, EdgeDevice] = {}
     if spec.fleet:
         for lane, seg in zip(lanes, spec.fleet):
-            devices[f"{lane.device}@{lane.segment}"] = edge_device(edge_rows[lane.device], lane, seg.owned)
+            devices[lane.device_key(lane.device)] = edge_device(edge_rows[lane.device], lane, seg.owned)
     else:
         for offer_id, row in edge_rows.items():
             devices[offer_id] = edge_device(row, lanes[0], False)
@@ -416,8 +420,7 @@ def build_problem(
                 runtime_alternatives=alternatives.get((piece, hw), {}),
             )
             if offer[ot.TIER] == "edge":
-                key = offer[ot.OFFER] if lane is None or not lane.segment \
-                    else f"{offer[ot.OFFER]}@{lane.segment}"
+                key = lane.device_key(offer[ot.OFFER]) if lane else offer[ot.OFFER]
                 device = devices[key]
                 if memory_mb > device.memory_mb:
                     continue
@@ -504,6 +507,13 @@ def build_problem(
             edge = options_for(model, calls, lane=lane, tiers=("edge",))[0]
             by_lane[lane.segment] += [dataclasses.replace(o, piece=f"{lane.segment}/{model}") for o in edge]
         cuts = [] if split == "none" else list(_cuts(model, split, best_by_key, io_bytes))
+        # The head of a cut on each segment's own device (the fastest runtime), once per cut.
+        heads: dict[tuple[str, str], Option] = {}
+        for tensor, head, _ in cuts:
+            for lane in lanes:
+                found = options_for(head, calls, lane=lane, tiers=("edge",))[0]
+                if found:
+                    heads[tensor, lane.segment] = min(found, key=lambda o: (o.latency_ms, o.id))
         for subset in _subsets(lanes):
             names = tuple(lane.segment for lane in subset)
             share = sum(lane.share for lane in subset)
@@ -513,15 +523,13 @@ def build_problem(
                 for lane in subset:
                     by_lane[lane.segment].append(pooled(o, lane, model, names))
             for tensor, head, tail in cuts:
+                if any((tensor, name) not in heads for name in names):
+                    continue  # a segment whose device cannot run the head
                 cut_bytes = float(io_bytes[head][1]) * calls
-                heads = {lane.segment: options_for(head, calls, lane=lane, tiers=("edge",))[0]
-                         for lane in subset}
-                if not all(heads.values()):  # a segment whose device cannot run the head
-                    continue
                 tails = options_for(tail, calls, share=share, tiers=("cloud",))[0]
                 for t in (prune_dominated_options(tails) if prune else tails):
                     for lane in subset:
-                        h = min(heads[lane.segment], key=lambda o: (o.latency_ms, o.id))
+                        h = heads[tensor, lane.segment]
                         by_lane[lane.segment].append(
                             pooled(composite(model, tensor, h, t, cut_bytes), lane, model, names))
         return by_lane, skipped

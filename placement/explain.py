@@ -125,12 +125,10 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
 def _largest_site_share(problem: Problem, **kw) -> float | None:
     """The largest share of sites a plan can bring within the SLO: each share a set of segments
     makes, largest first, until one is feasible (a fleet has at most six segments)."""
-    from itertools import combinations
+    from placement.problem import segment_subsets
 
-    lanes = problem.lanes
     shares = sorted({round(sum(lane.share for lane in subset), 9)
-                     for k in range(1, len(lanes) + 1) for subset in combinations(lanes, k)},
-                    reverse=True)
+                     for subset in segment_subsets(problem.lanes)}, reverse=True)
     for share in shares:
         if share >= problem.min_site_share - 1e-9:
             continue

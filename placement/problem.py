@@ -514,7 +514,7 @@ def build_problem(
                 found = options_for(head, calls, lane=lane, tiers=("edge",))[0]
                 if found:
                     heads[tensor, lane.segment] = min(found, key=lambda o: (o.latency_ms, o.id))
-        for subset in _subsets(lanes):
+        for subset in segment_subsets(lanes):
             names = tuple(lane.segment for lane in subset)
             share = sum(lane.share for lane in subset)
             cloud, skipped = options_for(model, calls, share=share, tiers=("cloud",))
@@ -593,7 +593,7 @@ def fleet_lanes(spec: ApplicationSpec) -> list[Lane]:
             for seg in spec.fleet]
 
 
-def _subsets(lanes: list[Lane]):
+def segment_subsets(lanes):
     """Every non-empty set of segments, in a fixed order (lanes keep their spec order)."""
     from itertools import combinations
 

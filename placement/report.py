@@ -31,7 +31,6 @@ def plan_rows(plan: Plan) -> list[dict]:
                      f"same pool as {first}" if first != p.piece else "")
         rows.append({
             "piece": p.piece,
-            "segment": p.segment or "",
             "where": where(p),
             "replicas": (f"{p.replicas}" + (f" shared by {'+'.join(p.pool_segments)}"
                                             if len(p.pool_segments) > 1 else ""))

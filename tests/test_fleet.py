@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from factories import build, offer_row, profile_row
 
-from placement.evaluate import evaluate, resolve_assignment
+from placement.evaluate import AssignmentError, evaluate, resolve_assignment
 from placement.plan import Plan, make_plan
 from placement.report import markdown_summary
 from placement.solver import solve
@@ -123,6 +123,8 @@ def test_segments_share_one_pool_when_it_is_cheaper_and_pay_for_it_once():
     # "edge" names each segment's own device; a segment may also be placed on its own
     mixed = resolve_assignment(problem, {"a/det": "edge", "b/det": "aws:r0:c1"})
     assert mixed["a/det"].device_offer == "edge:pi4@a" and mixed["b/det"].pool_segments == ("b",)
+    with pytest.raises(AssignmentError, match="unknown piece 'ghost'"):
+        resolve_assignment(problem, {"ghost": "edge"})
 
 
 def test_slo_on_a_share_of_sites():

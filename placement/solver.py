@@ -72,7 +72,7 @@ class PlacementModel:
         self._cost_ub = built["cost_ub"]
         self.start = built["start"]
         self._coverage = built["coverage"]
-        self._head_us, self._tail_us, self._min_lat_us = _static_path_bounds(problem)
+        self._head_us, self._tail_us = built["head_us"], built["tail_us"]
         # Fixed to false when a bound is infeasible on its face (an empty domain would make the
         # model invalid rather than infeasible).
         self._bounds_ok = self.model.new_bool_var("bounds_ok")
@@ -93,18 +93,23 @@ class PlacementModel:
             # Some segments may miss the SLO: no piece's start or option is bounded by it.
             _set_domain(self.model, self._bounds_ok, 0, 1 if ok else 0)
             return
-        # Static bounds from the fastest option of every piece: a piece cannot start before
-        # its fastest upstream path, must leave room for its fastest downstream path, and an
-        # option too slow to fit between the two is ruled out. Exact: no plan meeting the bound
-        # uses it. Re-derived from scratch on every call, so bounds can also be loosened.
+        # Static bounds per piece and place: an option is ruled out when the fastest way to
+        # bring its input to where it runs, plus its latency, plus the fastest way from there
+        # back to the site, misses the bound (exact: no plan meeting the bound uses it), and a
+        # piece's start lies between its earliest arrival and the latest start of a fitting
+        # option. Re-derived from scratch on every call, so bounds can also be loosened.
         for p in self.problem.pieces:
-            head, tail = self._head_us[p], self._tail_us[p]
-            latest = end_ub - tail - self._min_lat_us[p]
-            ok = ok and latest >= head
-            _set_domain(self.model, self.start[p], head, max(latest, head))
+            earliest, latest = None, None
             for o in self.problem.options[p]:
-                fits = head + _us_up(o.latency_ms) + tail <= end_ub
+                head = self._head_us[p, o.entry]
+                earliest = head if earliest is None else min(earliest, head)
+                last = end_ub - _us_up(o.latency_ms) - self._tail_us.get((p, o.location), 0)
+                fits = head <= last
+                if fits:
+                    latest = last if latest is None else max(latest, last)
                 _set_domain(self.model, self.on[p, o.id], 0, 1 if fits else 0)
+            ok = ok and latest is not None
+            _set_domain(self.model, self.start[p], earliest, max(latest or earliest, earliest))
         _set_domain(self.model, self._bounds_ok, 0, 1 if ok else 0)
 
     def hint(self, assignment: dict | None) -> None:
@@ -129,32 +134,51 @@ class PlacementModel:
         }
 
 
-def _static_path_bounds(problem: Problem) -> tuple[dict, dict, dict]:
-    """Per piece, in microseconds: the fastest way any request can reach it (head), the fastest
-    way from its output to the site (tail), and its fastest option."""
-    min_lat = {p: min(_us_up(o.latency_ms) for o in problem.options[p]) for p in problem.pieces}
-    exits = {p: {o.location for o in problem.options[p]} for p in problem.pieces}
-    entries = {p: {o.entry for o in problem.options[p]} for p in problem.pieces}
-
-    def min_transfer(flow) -> int:
-        froms = [SITE] if flow.source == SOURCE else exits[flow.source]
-        tos = [SITE] if flow.target == SINK else entries[flow.target]
-        return min(_us_up(problem.transfer_ms(flow, a, b)) for a in froms for b in tos)
-
-    t_min = [min_transfer(f) for f in problem.flows]
-    head = dict.fromkeys(problem.pieces, 0)
+def _static_path_bounds(problem: Problem) -> tuple[dict, dict]:
+    """Per piece and place, in microseconds of the model: the fastest way any request can bring
+    the piece its input at that entry (`head[piece, entry]`), and the fastest way from its output
+    at that location back to the site (`tail[piece, location]`; absent when no path leads from
+    the piece to the site). A cloud piece must pay a crossing somewhere upstream and downstream,
+    so these bounds are tighter than one bound per piece; every term is the model's own rounded
+    number, so they never cut a plan the model accepts."""
+    options = problem.options
+    lat = {(p, o.id): _us_up(o.latency_ms) for p in problem.pieces for o in options[p]}
+    inflows: dict[str, list] = {}
+    outflows: dict[str, list] = {}
+    for f in problem.flows:
+        inflows.setdefault(f.target, []).append(f)
+        outflows.setdefault(f.source, []).append(f)
+    head: dict[tuple, int] = {}
     for p in problem.pieces:  # topological order
-        for f, t in zip(problem.flows, t_min):
-            if f.target == p:
-                before = 0 if f.source == SOURCE else head[f.source] + min_lat[f.source]
-                head[p] = max(head[p], before + t)
-    tail = dict.fromkeys(problem.pieces, 0)
+        for entry in {o.entry for o in options[p]}:
+            arrive = 0
+            for f in inflows.get(p, ()):
+                if f.source == SOURCE:
+                    arrive = max(arrive, _us_up(problem.transfer_ms(f, SITE, entry)))
+                    continue
+                a = f.source
+                arrive = max(arrive, min(
+                    head[a, o.entry] + lat[a, o.id] + _us_up(problem.transfer_ms(f, o.location, entry))
+                    for o in options[a]))
+            head[p, entry] = arrive
+    tail: dict[tuple, int] = {}
     for p in reversed(problem.pieces):
-        for f, t in zip(problem.flows, t_min):
-            if f.source == p:
-                after = 0 if f.target == SINK else min_lat[f.target] + tail[f.target]
-                tail[p] = max(tail[p], t + after)
-    return head, tail, min_lat
+        for loc in {o.location for o in options[p]}:
+            leave = None
+            for f in outflows.get(p, ()):
+                if f.target == SINK:
+                    t = _us_up(problem.transfer_ms(f, loc, SITE))
+                else:
+                    b = f.target
+                    downstream = [_us_up(problem.transfer_ms(f, loc, o.entry)) + lat[b, o.id] + tail[b, o.location]
+                                  for o in options[b] if (b, o.location) in tail]
+                    if not downstream:
+                        continue
+                    t = min(downstream)
+                leave = t if leave is None else max(leave, t)
+            if leave is not None:
+                tail[p, loc] = leave
+    return head, tail
 
 
 def _set_domain(model: cp_model.CpModel, var, lo: int, hi: int) -> None:
@@ -398,6 +422,18 @@ def _build(problem: Problem, *, groups: bool) -> dict:
         model.add(start[b] >= finish_a + tr)
         pair[i] = (edge_b, {loc: at_or_0(a, loc) for loc in cloud_locs})
 
+    # Redundant for whole plans, but the LP relaxation otherwise lets a piece run half at the
+    # site and half in the cloud and pay no crossing: each piece starts no earlier than its input
+    # can reach the place it runs, and its answer needs at least the fastest way back.
+    head_us, tail_us = _static_path_bounds(problem)
+    for p in pieces:
+        opts = problem.options[p]
+        model.add(start[p] >= sum(head_us[p, o.entry] * on[p, o.id] for o in opts))
+        if all((p, o.location) in tail_us for o in opts):
+            back_by = lane_end[problem.piece_lane[p]] if coverage else end
+            model.add(back_by >= start[p] + sum(
+                (_us_up(o.latency_ms) + tail_us[p, o.location]) * on[p, o.id] for o in opts))
+
     if coverage:
         meets = {seg: model.new_bool_var(f"meets_slo[{seg}]") for seg in lane_end}
         for seg, seg_end in lane_end.items():
@@ -460,7 +496,7 @@ def _build(problem: Problem, *, groups: bool) -> dict:
 
     return {"model": model, "on": on, "at": at, "start": start, "end": end, "cost": cost,
             "used": used, "groups": group, "end_ub": horizon_us, "cost_ub": cost_ub,
-            "coverage": coverage}
+            "coverage": coverage, "head_us": head_us, "tail_us": tail_us}
 
 
 def _cost_upper_bound(problem: Problem) -> int:

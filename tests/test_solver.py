@@ -11,7 +11,7 @@ from factories import build, one_model_spec, one_model_tables
 from placement.evaluate import evaluate, resolve_assignment, tiered_cost_usd
 from placement.problem import build_problem
 from placement.queueing import erlang_c, wait_ms_at_percentile
-from placement.solver import solve
+from placement.solver import PlacementModel, solve
 from placement.synthetic import synthetic_instance
 
 
@@ -261,3 +261,41 @@ def test_upper_band_plans_estimates_at_the_top_of_their_error_band():
     assert solve(nominal).status == "optimal"
     assert solve(upper).status == "infeasible"
     assert any("top of their error band" in n for n in upper.notes)
+
+
+def _allowed(pm, piece, option_id) -> bool:
+    var = pm.on[piece, option_id]
+    return list(pm.model.proto.variables[var.index].domain)[-1] == 1
+
+
+def test_a_cloud_option_whose_crossings_miss_the_slo_is_ruled_out_before_search():
+    # 150 KB up a 5 Mbps link takes 251 ms: the cloud runs det in 12 ms, but its input cannot
+    # reach it within a 250 ms SLO, while the Pi at the site can.
+    offers, profiles, io_bytes = one_model_tables()
+    problem = build(one_model_spec(uplink=5.0, slo_ms=250.0), offers, profiles, io_bytes)
+    pm = PlacementModel(problem)
+    by_tier = {}
+    for o in problem.options["det"]:
+        by_tier.setdefault(o.tier, []).append(_allowed(pm, "det", o.id))
+    assert by_tier["edge"] == [True]
+    assert by_tier["cloud"] and not any(by_tier["cloud"])
+    # A faster uplink brings them back.
+    fast = build(one_model_spec(uplink=50.0, slo_ms=250.0), offers, profiles, io_bytes)
+    pm_fast = PlacementModel(fast)
+    assert any(_allowed(pm_fast, "det", o.id) for o in fast.options["det"] if o.tier == "cloud")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_static_bounds_keep_every_option_of_every_plan_that_meets_the_slo(seed):
+    inst = synthetic_instance(3, 3, 2, seed=300 + seed, max_extra_replicas=1, sites=5)
+    problem = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes,
+                            egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    pm = PlacementModel(problem)
+    checked = 0
+    for combo in itertools.product(*(problem.options[p] for p in problem.pieces)):
+        ev = evaluate(problem, dict(zip(problem.pieces, combo)))
+        # the plan's own latency as the SLO (plus the model's rounding of each term up to 1 us)
+        pm.set_bounds(slo_ms=ev.latency_ms + 0.001 * (2 * len(problem.flows) + 3), budget_usd=None)
+        assert all(_allowed(pm, p, o.id) for p, o in zip(problem.pieces, combo)), combo
+        checked += 1
+    assert checked > 10

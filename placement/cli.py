@@ -284,6 +284,7 @@ def frontier(
 ) -> None:
     """The cost-latency Pareto set: sweep the SLO, keep the non-dominated plans."""
     from placement import api
+    from placement.report import frontier_rows
 
     spec, base_dir = _load(spec_path)
     offers = _offers(offers_csv)
@@ -298,12 +299,14 @@ def frontier(
         print(payload)
         return
     t = Table(title=f"{spec.name}: {len(plans)} Pareto points (budget ${spec.monthly_budget_usd:,.0f})")
-    for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "meets SLO", "placement"):
+    for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "$/month per ms saved", "meets SLO", "placement"):
         t.add_column(col)
-    for i, p in enumerate(plans, 1):
+    for i, (p, row) in enumerate(zip(plans, frontier_rows(plans)), 1):
         where = "; ".join(f"{x.piece}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
                           for x in p.placements)
-        t.add_row(str(i), f"${p.costs.monthly_usd:,.2f}", f"{p.latency.p95_ms:.1f}",
+        step = row["usd_per_ms_saved"]
+        t.add_row(str(i), f"${row['monthly_usd']:,.2f}", row["latency_label"],
+                  "" if step is None else f"${step:,.2f}",
                   "yes" if p.latency.p95_ms <= spec.slo.latency_ms else "no", where)
     out.print(t)
 

@@ -65,6 +65,25 @@ def paths(plan: Plan) -> list[tuple[list[str], float]]:
     return sorted(out, key=lambda x: -x[1])
 
 
+def frontier_rows(plans: list[Plan]) -> list[dict]:
+    """One row per Pareto point, cheapest first, with what each step buys: the dollars per month
+    paid for every millisecond it saves over the cheaper point before it. An exact frontier can
+    hold a step that saves a few microseconds for hundreds of dollars; its latency is printed with
+    the decimals that tell it from its neighbour, and its price per millisecond shows what it is."""
+    lats = [p.latency.p95_ms for p in plans]
+    decimals = 1
+    while decimals < 3 and len({f"{x:.{decimals}f}" for x in lats}) < len(set(lats)):
+        decimals += 1
+    rows = []
+    for i, p in enumerate(plans):
+        step = None
+        if i > 0 and lats[i - 1] > lats[i]:
+            step = (p.costs.monthly_usd - plans[i - 1].costs.monthly_usd) / (lats[i - 1] - lats[i])
+        rows.append({"monthly_usd": p.costs.monthly_usd, "latency_ms": lats[i],
+                     "latency_label": f"{lats[i]:.{decimals}f}", "usd_per_ms_saved": step})
+    return rows
+
+
 def _usd(x: float | None) -> str:
     return "—" if x is None else f"${x:,.2f}"
 

@@ -201,3 +201,30 @@ def test_cli_estimated_latency_option(csv_inputs, monkeypatch, capsys):
                              "-o", str(d / "plan.json"), "--json")
     assert code == 0, err
     assert any("top of their error band" in n for n in json.loads(out)["notes"])
+
+
+def test_frontier_rows_price_each_step_and_tell_close_latencies_apart():
+    from types import SimpleNamespace
+
+    from placement.report import frontier_rows
+
+    def plan(usd, ms):
+        return SimpleNamespace(costs=SimpleNamespace(monthly_usd=usd), latency=SimpleNamespace(p95_ms=ms))
+
+    rows = frontier_rows([plan(111.37, 327.398), plan(858.62, 53.7097), plan(1560.99, 53.6605)])
+    # 53.7097 and 53.6605 both print as 53.7 with one decimal
+    assert [r["latency_label"] for r in rows] == ["327.40", "53.71", "53.66"]
+    assert rows[0]["usd_per_ms_saved"] is None
+    assert rows[1]["usd_per_ms_saved"] == pytest.approx((858.62 - 111.37) / (327.398 - 53.7097))
+    assert rows[2]["usd_per_ms_saved"] == pytest.approx((1560.99 - 858.62) / (53.7097 - 53.6605))
+    far_apart = frontier_rows([plan(1.0, 300.0), plan(2.0, 200.0)])
+    assert [r["latency_label"] for r in far_apart] == ["300.0", "200.0"]
+
+
+def test_cli_frontier_table_shows_the_price_of_each_ms(csv_inputs, monkeypatch, capsys):
+    d = csv_inputs
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli(monkeypatch, capsys, "frontier", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"))
+    assert code == 0, err
+    assert "per ms saved" in out and "Pareto points" in out

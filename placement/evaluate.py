@@ -151,10 +151,13 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
     # Money: cloud pools, edge devices (one per site per device model used), egress.
     items: list[CostItem] = []
     billed: list[Option] = []  # cloud pools, each once (a pool shared by fleet segments too)
+    shared_pools: set[str] = set()
     for piece, opt in chosen.items():
-        if opt.tier != "cloud" or any(opt.pool is not None and opt.pool == b.pool for b in billed):
+        if opt.tier != "cloud" or opt.pool in shared_pools:
             continue
         billed.append(opt)
+        if opt.pool is not None:
+            shared_pools.add(opt.pool)
         item = f"{piece} on {opt.offer}" if opt.pool is None else (
             f"{problem.piece_model[piece]} on {opt.offer} for {'+'.join(opt.pool_segments)}")
         items.append(CostItem(

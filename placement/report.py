@@ -97,10 +97,10 @@ def markdown_summary(plan: Plan) -> str:
     if plan.latency:
         lat = plan.latency
         ok = "meets" if lat.p95_ms <= lat.slo_ms else "MISSES"
-        where = "" if lat.min_site_share >= 1 else (
+        on_share = "" if lat.min_site_share >= 1 else (
             f" on {lat.min_site_share:.0%} of sites (met on {lat.site_share_meeting_slo:.0%})")
         lines.append(f"- **Latency**: p{lat.percentile} {lat.p95_ms:.1f} ms, "
-                     f"{ok} the SLO of {lat.slo_ms:g} ms{where}")
+                     f"{ok} the SLO of {lat.slo_ms:g} ms{on_share}")
     if plan.costs:
         c = plan.costs
         lines.append(f"- **Cost**: {_usd(c.monthly_usd)}/month ({c.pricing_model}), "

@@ -108,8 +108,9 @@ class PlacementModel:
                 if fits:
                     latest = last if latest is None else max(latest, last)
                 _set_domain(self.model, self.on[p, o.id], 0, 1 if fits else 0)
-            ok = ok and latest is not None
-            _set_domain(self.model, self.start[p], earliest, max(latest or earliest, earliest))
+            if latest is None:  # no option fits: the bound is infeasible on its face
+                ok, latest = False, earliest
+            _set_domain(self.model, self.start[p], earliest, max(latest, earliest))
         _set_domain(self.model, self._bounds_ok, 0, 1 if ok else 0)
 
     def hint(self, assignment: dict | None) -> None:

@@ -299,16 +299,20 @@ def frontier(
         print(payload)
         return
     t = Table(title=f"{spec.name}: {len(plans)} Pareto points (budget ${spec.monthly_budget_usd:,.0f})")
-    for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "$/month per ms saved", "meets SLO", "placement"):
+    for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "$/month per ms saved", "latency from",
+                "meets SLO", "placement"):
         t.add_column(col)
-    for i, (p, row) in enumerate(zip(plans, frontier_rows(plans)), 1):
+    rows = frontier_rows(plans)
+    for i, (p, row) in enumerate(zip(plans, rows), 1):
         where = "; ".join(f"{x.piece}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
                           for x in p.placements)
         step = row["usd_per_ms_saved"]
         t.add_row(str(i), f"${row['monthly_usd']:,.2f}", row["latency_label"],
-                  "" if step is None else f"${step:,.2f}",
+                  "" if step is None else f"${step:,.2f}", row["latency_from"],
                   "yes" if p.latency.p95_ms <= spec.slo.latency_ms else "no", where)
     out.print(t)
+    if rows:
+        out.print(f"prices as of {', '.join(sorted({r['price_date'] for r in rows}))}")
 
 
 @app.command()

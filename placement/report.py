@@ -80,7 +80,9 @@ def frontier_rows(plans: list[Plan]) -> list[dict]:
         if i > 0 and lats[i - 1] > lats[i]:
             step = (p.costs.monthly_usd - plans[i - 1].costs.monthly_usd) / (lats[i - 1] - lats[i])
         rows.append({"monthly_usd": p.costs.monthly_usd, "latency_ms": lats[i],
-                     "latency_label": f"{lats[i]:.{decimals}f}", "usd_per_ms_saved": step})
+                     "latency_label": f"{lats[i]:.{decimals}f}", "usd_per_ms_saved": step,
+                     "latency_from": ", ".join(sorted(p.provenance.profile_sources)),
+                     "price_date": p.provenance.price_date})
     return rows
 
 

@@ -209,7 +209,9 @@ def test_frontier_rows_price_each_step_and_tell_close_latencies_apart():
     from placement.report import frontier_rows
 
     def plan(usd, ms):
-        return SimpleNamespace(costs=SimpleNamespace(monthly_usd=usd), latency=SimpleNamespace(p95_ms=ms))
+        return SimpleNamespace(costs=SimpleNamespace(monthly_usd=usd), latency=SimpleNamespace(p95_ms=ms),
+                               provenance=SimpleNamespace(price_date="2026-11-25",
+                                                          profile_sources={"measured-local": 1, "estimated": 1}))
 
     rows = frontier_rows([plan(111.37, 327.398), plan(858.62, 53.7097), plan(1560.99, 53.6605)])
     # 53.7097 and 53.6605 both print as 53.7 with one decimal
@@ -217,6 +219,8 @@ def test_frontier_rows_price_each_step_and_tell_close_latencies_apart():
     assert rows[0]["usd_per_ms_saved"] is None
     assert rows[1]["usd_per_ms_saved"] == pytest.approx((858.62 - 111.37) / (327.398 - 53.7097))
     assert rows[2]["usd_per_ms_saved"] == pytest.approx((1560.99 - 858.62) / (53.7097 - 53.6605))
+    assert rows[0]["latency_from"] == "estimated, measured-local"
+    assert rows[0]["price_date"] == "2026-11-25"
     far_apart = frontier_rows([plan(1.0, 300.0), plan(2.0, 200.0)])
     assert [r["latency_label"] for r in far_apart] == ["300.0", "200.0"]
 
@@ -228,3 +232,4 @@ def test_cli_frontier_table_shows_the_price_of_each_ms(csv_inputs, monkeypatch, 
                              "--offers", str(d / "offers.csv"))
     assert code == 0, err
     assert "per ms saved" in out and "Pareto points" in out
+    assert "prices as of" in out and "latency from" in out

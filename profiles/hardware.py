@@ -10,49 +10,9 @@ from __future__ import annotations
 import os
 import platform
 from functools import lru_cache
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from profiles.hardware_class import HardwareClass
 
-
-class HardwareClass(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    kind: Literal["cpu", "gpu", "npu"]
-    arch: Literal["x86_64", "aarch64"]
-    cores: int = Field(gt=0, description="cores (or vCPUs) a piece may use")
-    tvm_target: dict | None = Field(
-        description="TVM target as a JSON dict; None where TVM has no backend (e.g. Inferentia)"
-    )
-    peak_gflops: float = Field(gt=0, description="fp32 peak of the cores a piece uses")
-    mem_bandwidth_gbs: float = Field(gt=0, description="DRAM bandwidth available, GB/s")
-    overhead_ms: float = Field(
-        default=0.0, ge=0, description="fixed per-inference cost (kernel launch, host copies)"
-    )
-    sources: list[str] = Field(description="where the peak figures come from")
-
-
-def _cpu(name, arch, cores, target, ghz, flops_per_cycle, bw, sources, kind="cpu"):
-    return HardwareClass(
-        name=name, kind=kind, arch=arch, cores=cores, tvm_target=target,
-        peak_gflops=round(cores * ghz * flops_per_cycle, 1), mem_bandwidth_gbs=bw,
-        sources=sources,
-    )
-
-
-def _x86_target(mcpu: str, cores: int) -> dict:
-    return {"kind": "llvm", "mcpu": mcpu, "num-cores": cores}
-
-
-def _arm_target(mcpu: str, cores: int) -> dict:
-    return {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": mcpu, "num-cores": cores}
-
-
-# fp32 FLOPs per cycle per core: 2 FMA pipes x vector lanes x 2.
-# Zen 4: 2x256-bit FMA (AVX-512 double-pumped) -> 32; Sapphire Rapids: 2x512-bit FMA -> 64;
-# Neoverse V1 (Graviton3): 4x128-bit FMA -> 32; Neoverse V2 (Graviton4): 4x128 -> 32;
-# Cortex-A72/A76/A78AE: 2x128-bit FMA -> 16.
 _HARDWARE: list[HardwareClass] = []
 
 
@@ -86,7 +46,10 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    from profiles import hardware_catalog_data  # noqa: F401  (registers the built-in classes)
+    from profiles.hardware_catalog_data import BUILTIN
+
+    for hardware in BUILTIN:
+        register(hardware)
 
 
 # --- this machine ---------------------------------------------------------------------------

@@ -18,7 +18,19 @@ inference for kernel launches and host<->device copies of small tensors.
 
 from __future__ import annotations
 
-from profiles.hardware import HardwareClass, _arm_target, _cpu, _x86_target, register
+from profiles.hardware_class import HardwareClass, arm_target, cpu_class, x86_target
+
+# fp32 FLOPs per cycle per core: 2 FMA pipes x vector lanes x 2.
+# Zen 4: 2x256-bit FMA (AVX-512 double-pumped) -> 32; Sapphire Rapids: 2x512-bit FMA -> 64;
+# Neoverse V1 (Graviton3): 4x128-bit FMA -> 32; Neoverse V2 (Graviton4): 4x128 -> 32;
+# Cortex-A72/A76/A78AE: 2x128-bit FMA -> 16.
+BUILTIN: list[HardwareClass] = []  # `profiles.hardware` registers these, in this order
+
+
+def _add(hardware: HardwareClass) -> HardwareClass:
+    BUILTIN.append(hardware)
+    return hardware
+
 
 # --- shared-host server CPUs -------------------------------------------------------------------
 
@@ -41,8 +53,8 @@ class _Platform:
         physical = vcpus / self.threads_per_core
         bw = round(min(physical * self.per_core_gbs(), self.socket_gbs), 1)
         prefix = "x86" if self.arch == "x86_64" else "arm"
-        target = (_x86_target(self.mcpu, vcpus) if self.arch == "x86_64"
-                  else _arm_target(self.mcpu, vcpus))
+        target = (x86_target(self.mcpu, vcpus) if self.arch == "x86_64"
+                  else arm_target(self.mcpu, vcpus))
         smt = (f"{vcpus} vCPUs = {physical:g} physical cores ({self.threads_per_core} hyperthreads "
                "per core); peak = physical cores x GHz x FLOP/cycle" if self.threads_per_core > 1
                else f"{vcpus} vCPUs = {vcpus} physical cores (no SMT)")
@@ -131,12 +143,12 @@ _SIZES = {
 }
 for _platform, _vcpus in _SIZES.items():
     for _n in _vcpus:
-        register(_platform.hardware(_n))
+        _add(_platform.hardware(_n))
 
 # --- edge boards -------------------------------------------------------------------------------
 
-register(_cpu(
-    "arm-cortex-a72-4c", "aarch64", 4, _arm_target("cortex-a72", 4), ghz=1.8, flops_per_cycle=16,
+_add(cpu_class(
+    "arm-cortex-a72-4c", "aarch64", 4, arm_target("cortex-a72", 4), ghz=1.8, flops_per_cycle=16,
     bw=4.0,
     sources=[("Raspberry Pi 4 Model B (BCM2711): 4x Cortex-A72 at 1.8 GHz, raspberrypi.com product "
              "brief"),
@@ -144,16 +156,16 @@ register(_cpu(
              ("memory: 32-bit LPDDR4-3200 = 12.8 GB/s theoretical; ~4 GB/s assumed from published "
              "STREAM runs on the Pi 4")],
 ))
-register(_cpu(
-    "arm-cortex-a76-4c", "aarch64", 4, _arm_target("cortex-a76", 4), ghz=2.4, flops_per_cycle=16,
+_add(cpu_class(
+    "arm-cortex-a76-4c", "aarch64", 4, arm_target("cortex-a76", 4), ghz=2.4, flops_per_cycle=16,
     bw=8.5,
     sources=["Raspberry Pi 5 (BCM2712): 4x Cortex-A76 at 2.4 GHz, raspberrypi.com product brief",
              "Cortex-A76: 2x128-bit FMA = 16 fp32 FLOP/cycle, Arm Cortex-A76 TRM",
              ("memory: 32-bit LPDDR4X-4267 = 17 GB/s theoretical; ~8.5 GB/s assumed from "
              "published STREAM runs on the Pi 5")],
 ))
-register(_cpu(
-    "x86-gracemont-4c", "x86_64", 4, _x86_target("gracemont", 4), ghz=2.9, flops_per_cycle=16,
+_add(cpu_class(
+    "x86-gracemont-4c", "x86_64", 4, x86_target("gracemont", 4), ghz=2.9, flops_per_cycle=16,
     bw=20.0,
     sources=[("Intel N100 (mini PCs): 4 Gracemont E-cores, 3.4 GHz max turbo, ~2.9 GHz all-core "
              "as reported in reviews, ark.intel.com (Intel Processor N100)"),
@@ -178,39 +190,39 @@ def _gpu(name, sm_arch, sms, tflops, bw, overhead_ms, sources, host=None):
 _PCIE = 0.2  # discrete GPU behind PCIe: launch + copies of small inputs/outputs
 _SXM = 0.15  # datacenter SXM/NVL parts on fast hosts
 
-register(_gpu("nvidia-t4", "sm_75", 40, 8.1, 320.0, _PCIE, [
+_add(_gpu("nvidia-t4", "sm_75", 40, 8.1, 320.0, _PCIE, [
     ("NVIDIA T4 datasheet: 8.1 TFLOPS fp32 (non-tensor), 16 GB GDDR6 at 320 GB/s (AWS g4dn, "
     "Azure NCasT4_v3)")]))
-register(_gpu("nvidia-a10g", "sm_86", 72, 35.0, 600.0, _PCIE, [
+_add(_gpu("nvidia-a10g", "sm_86", 72, 35.0, 600.0, _PCIE, [
     ("NVIDIA A10G (AWS g5 only; NVIDIA publishes no datasheet): 35 TFLOPS fp32, 24 GB GDDR6 at "
     "600 GB/s, as in AWS/partner material (e.g. baseten.co 'NVIDIA A10 vs A10G')")]))
-register(_gpu("nvidia-a10", "sm_86", 72, 31.2, 600.0, _PCIE, [
+_add(_gpu("nvidia-a10", "sm_86", 72, 31.2, 600.0, _PCIE, [
     "NVIDIA A10 datasheet: 31.2 TFLOPS fp32, 24 GB GDDR6 at 600 GB/s (Azure NVadsA10_v5)"]))
-register(_gpu("nvidia-l4", "sm_89", 58, 30.3, 300.0, _PCIE, [
+_add(_gpu("nvidia-l4", "sm_89", 58, 30.3, 300.0, _PCIE, [
     "NVIDIA L4 datasheet: 30.3 TFLOPS fp32, 24 GB GDDR6 at 300 GB/s (AWS g6)"]))
-register(_gpu("nvidia-v100", "sm_70", 80, 15.7, 900.0, _SXM, [
+_add(_gpu("nvidia-v100", "sm_70", 80, 15.7, 900.0, _SXM, [
     "NVIDIA V100 SXM2 datasheet: 15.7 TFLOPS fp32, 16 GB HBM2 at 900 GB/s (AWS p3)"]))
-register(_gpu("nvidia-v100-pcie", "sm_70", 80, 14.0, 900.0, _PCIE, [
+_add(_gpu("nvidia-v100-pcie", "sm_70", 80, 14.0, 900.0, _PCIE, [
     "NVIDIA V100 PCIe datasheet: 14 TFLOPS fp32, 16 GB HBM2 at 900 GB/s (Azure NCv3)"]))
-register(_gpu("nvidia-a100-40gb", "sm_80", 108, 19.5, 1555.0, _SXM, [
+_add(_gpu("nvidia-a100-40gb", "sm_80", 108, 19.5, 1555.0, _SXM, [
     ("NVIDIA A100 datasheet (40 GB SXM4): 19.5 TFLOPS fp32, HBM2 at 1,555 GB/s (AWS p4d, "
     "Azure ND96asr_v4)")]))
-register(_gpu("nvidia-a100-80gb", "sm_80", 108, 19.5, 1935.0, _PCIE, [
+_add(_gpu("nvidia-a100-80gb", "sm_80", 108, 19.5, 1935.0, _PCIE, [
     ("NVIDIA A100 datasheet (80 GB PCIe): 19.5 TFLOPS fp32, HBM2e at 1,935 GB/s (Azure "
     "NC A100 v4)")]))
-register(_gpu("nvidia-h100", "sm_90", 132, 67.0, 3350.0, _SXM, [
+_add(_gpu("nvidia-h100", "sm_90", 132, 67.0, 3350.0, _SXM, [
     "NVIDIA H100 datasheet (SXM5 80 GB): 67 TFLOPS fp32, HBM3 at 3.35 TB/s (AWS p5)"]))
-register(_gpu("nvidia-h100-nvl", "sm_90", 132, 60.0, 3900.0, _SXM, [
+_add(_gpu("nvidia-h100-nvl", "sm_90", 132, 60.0, 3900.0, _SXM, [
     ("NVIDIA H100 datasheet (H100 NVL, 94 GB): 60 TFLOPS fp32, HBM3 at 3.9 TB/s per GPU "
     "(Azure NC H100 v5)")]))
-register(_gpu(
+_add(_gpu(
     "nvidia-orin-nano", "sm_87", 8, 2.09, 102.0, 0.1,
     [("Jetson Orin Nano 8GB in 'Super' mode (JetPack 6.1+): 1024 Ampere CUDA cores at 1020 MHz "
      "= 2.09 TFLOPS fp32; 128-bit LPDDR5 at 102 GB/s (NVIDIA Jetson Orin Nano Super developer "
      "kit page); integrated GPU shares memory with the CPU, so only launch overhead")],
     host={"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78ae"},
 ))
-register(HardwareClass(
+_add(HardwareClass(
     name="aws-inferentia2", kind="npu", arch="x86_64", cores=2, tvm_target=None,
     peak_gflops=47500.0, mem_bandwidth_gbs=820.0, overhead_ms=0.3,
     sources=[("AWS Neuron docs, Inferentia2 architecture: per chip 2 NeuronCore-v2, 47.5 TFLOPS "

@@ -375,7 +375,7 @@ def kernel_stats_many(models: Sequence[tuple[str, onnx.ModelProto, int]],
 
     `models` are (name, prepared model, batch). A model TVM cannot import or compile — or all of
     them, when the child crashes — gets `onnx_kernel_stats` instead (method "onnx")."""
-    from profiles.measure import ChildFailure, run_in_child
+    from profiles.child import ChildFailure, run_in_child
     from profiles.onnx_prep import input_specs, save_model
 
     if not models:

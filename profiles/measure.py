@@ -23,6 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+# the child-process loop lives in `profiles.child`; its names stay importable from here
+from profiles.child import ChildFailure, describe_exit, run_in_child  # noqa: F401
+
 Runtime = Literal["tvm", "tvm-tuned", "onnxruntime"]
 
 
@@ -166,144 +169,5 @@ def output_diff(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) ->
     return max_abs, max_rel
 
 
-# --- running a measurement in a child process -------------------------------------------------
-# TVM (and, for a clean memory figure, ONNX Runtime) run in a fresh "spawn" child: a segfault in
-# a compiler pass kills the child, and the parent turns that into a typed error with the stage it
-# died in and the tail of the child's log.
-
 class NotMeasurableHereError(ValueError):
     """The hardware class is not this machine (or the runtime cannot run on it); estimate instead."""
-
-
-class ChildFailure(RuntimeError):
-    """A child measurement failed: it raised (`error_type` set), crashed or ran out of time."""
-
-    def __init__(self, stage: str, message: str, *, error_type: str | None = None,
-                 exitcode: int | None = None, detail: dict | None = None, log_tail: str = ""):
-        self.stage = stage
-        self.error_type = error_type
-        self.exitcode = exitcode
-        self.detail = detail or {}
-        self.log_tail = log_tail
-        self.message = message
-        super().__init__(message)
-
-
-def describe_exit(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "did not exit"
-    if exitcode < 0:
-        import signal
-
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with status {exitcode}"
-
-
-def _tail(path, lines: int = 20) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).rstrip()
-    except OSError:
-        return ""
-
-
-def _child_entry(conn, module: str, function: str, payload: dict, log_path: str | None) -> None:
-    """Body of the child: redirect output to the log, run `module.function(payload, report)`."""
-    import importlib
-    import os
-    import traceback
-
-    if log_path:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-
-    def report(stage: str) -> None:
-        conn.send(("stage", stage))
-
-    try:
-        fn = getattr(importlib.import_module(module), function)
-        result = fn(payload, report)
-        conn.send(("ok", result))
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
-        traceback.print_exc()
-        conn.send(("error", type(exc).__name__, str(exc), getattr(exc, "detail", {}) or {}))
-    finally:
-        conn.close()
-
-
-def run_in_child(module: str, function: str, payload: dict, *, timeout_s: float,
-                 log_path=None, first_stage: str = "start"):
-    """Run `module.function(payload, report)` in a spawned process and return its result.
-
-    The function calls `report(stage)` as it goes; on a crash or timeout `ChildFailure.stage`
-    says where it was. The child's stdout/stderr go to `log_path` (when given)."""
-    import multiprocessing as mp
-    import time
-
-    ctx = mp.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    process = ctx.Process(
-        target=_child_entry, args=(child_conn, module, function, payload,
-                                   str(log_path) if log_path else None),
-        daemon=True,
-    )
-    stage = first_stage
-    deadline = time.monotonic() + timeout_s
-    process.start()
-    child_conn.close()
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ChildFailure(stage, f"timed out after {timeout_s:.0f} s during {stage}",
-                                   log_tail=_tail(log_path) if log_path else "")
-            if not parent_conn.poll(min(remaining, 1.0)):
-                if not process.is_alive() and not parent_conn.poll(0):
-                    break
-                continue
-            try:
-                message = parent_conn.recv()
-            except EOFError:
-                break
-            if message[0] == "stage":
-                stage = message[1]
-            elif message[0] == "ok":
-                return message[1]
-            else:
-                _, error_type, text, detail = message
-                raise ChildFailure(stage, text, error_type=error_type, detail=detail,
-                                   log_tail=_tail(log_path) if log_path else "")
-        process.join(5)
-        raise ChildFailure(
-            stage, f"child process {describe_exit(process.exitcode)} during {stage}",
-            exitcode=process.exitcode, log_tail=_tail(log_path) if log_path else "",
-        )
-    finally:
-        parent_conn.close()
-        process.join(2)  # a finished child is exiting; give it a moment before killing
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-
-
-def _selftest_child(payload: dict, report) -> dict:
-    """A child body for testing `run_in_child` itself: payload["do"] is ok|raise|crash|hang."""
-    import os
-    import signal
-    import time
-
-    report("selftest")
-    action = payload.get("do", "ok")
-    if action == "raise":
-        raise ValueError("selftest asked to raise")
-    if action == "crash":
-        print("about to crash", flush=True)
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if action == "hang":
-        time.sleep(3600)
-    return {"echo": payload}

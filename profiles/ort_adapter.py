@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from profiles.child import ChildFailure, run_in_child
 from profiles.hardware import local_cores
-from profiles.measure import (
-    ChildFailure,
-    MeasureConfig,
-    Measurement,
-    run_in_child,
-    warm_up_and_plan,
-)
+from profiles.measure import MeasureConfig, Measurement, warm_up_and_plan
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
 
 logger = logging.getLogger(__name__)

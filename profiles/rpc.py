@@ -39,8 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from profiles.child import ChildFailure
 from profiles.hardware import HardwareClass, get_hardware
-from profiles.measure import ChildFailure, MeasureConfig, Measurement
+from profiles.measure import MeasureConfig, Measurement
 from profiles.paths import atomic_write_text, cache_root
 from profiles.remote import RemoteConfig, RemoteDevice, default_remote_config, parse_tracker
 
@@ -143,9 +144,9 @@ def compile_for_device(model, input_shapes: Mapping[str, list[int]], hardware: H
     Runs in a child; returns {"lib": path, "memory_mb", "compile_s", "target"}. With `database`
     the tuning database is applied (a `tvm-tuned` library). Raises the TVM adapter's typed
     errors, or FileNotFoundError when the cross compiler is missing."""
-    from profiles.measure import run_in_child
+    from profiles.child import run_in_child
     from profiles.onnx_prep import ensure_prepared, input_specs, model_name, save_model
-    from profiles.tvm_adapter import _typed_error
+    from profiles.tvm_adapter import typed_error
 
     check_compiler(cc)
     model = ensure_prepared(model, input_shapes)
@@ -160,7 +161,7 @@ def compile_for_device(model, input_shapes: Mapping[str, list[int]], hardware: H
         return run_in_child("profiles.rpc", "_child_compile", payload, timeout_s=timeout_s,
                             log_path=out_dir / "compile.log", first_stage="import")
     except ChildFailure as exc:
-        raise _typed_error(exc, model_name(model)) from exc
+        raise typed_error(exc, model_name(model)) from exc
     finally:
         model_path.unlink(missing_ok=True)
 
@@ -177,11 +178,11 @@ def _child_compile(payload: dict, report) -> dict:
         payload["model_path"], payload["inputs"], payload["target"], payload["database"])
     report("link")
     export_library(executable, Path(payload["lib_path"]), payload["cc"])
-    from profiles.tvm_adapter import _target_json
+    from profiles.tvm_adapter import target_json
 
     return {"lib": payload["lib_path"], "memory_mb": max(const_bytes + storage_bytes, 1) / 2**20,
             "compile_s": time.perf_counter() - t0,
-            "target": dict(payload["target"]) if not note else _target_json(target)}
+            "target": dict(payload["target"]) if not note else target_json(target)}
 
 
 # --- jobs, progress, report --------------------------------------------------------------------

@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from profiles.child import ChildFailure, run_in_child
 from profiles.hardware import HardwareClass, get_hardware, local_hardware
-from profiles.measure import ChildFailure, MeasureConfig, Measurement, describe_exit
+from profiles.measure import MeasureConfig, Measurement
 from profiles.paths import atomic_write_text, cache_root
 
 logger = logging.getLogger(__name__)
@@ -613,56 +614,10 @@ class _ProgressTracker:
 
 def _run_child_events(function: str, payload: dict, *, timeout_s: float, log_path: Path,
                       on_event: Callable[[dict], None]):
-    """Like `measure.run_in_child`, but every `report(dict)` of the child reaches `on_event`
-    (and a first {"event": "child", "pid": ...}), so the parent can show progress or kill it."""
-    import multiprocessing as mp
-
-    from profiles.measure import _child_entry, _tail
-
-    ctx = mp.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child_entry,
-                          args=(child_conn, __name__, function, payload, str(log_path)),
-                          daemon=True)
-    stage = "start"
-    deadline = time.monotonic() + timeout_s
+    """`run_in_child` of this module's `function`, with a fresh log and every event to `on_event`."""
     Path(log_path).write_text("")  # one run's log, not every run's
-    process.start()
-    child_conn.close()
-    try:
-        on_event({"event": "child", "pid": process.pid})
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ChildFailure(stage, f"timed out after {timeout_s:.0f} s during {stage}",
-                                   log_tail=_tail(log_path))
-            if not parent_conn.poll(min(remaining, 1.0)):
-                if not process.is_alive() and not parent_conn.poll(0):
-                    break
-                continue
-            try:
-                message = parent_conn.recv()
-            except EOFError:
-                break
-            if message[0] == "stage":
-                event = message[1] if isinstance(message[1], dict) else {"event": message[1]}
-                stage = str(event.get("stage", event.get("event", stage)))
-                on_event(event)
-            elif message[0] == "ok":
-                return message[1]
-            else:
-                _, error_type, text, detail = message
-                raise ChildFailure(stage, text, error_type=error_type, detail=detail,
-                                   log_tail=_tail(log_path))
-        process.join(5)
-        raise ChildFailure(stage, f"child process {describe_exit(process.exitcode)} during {stage}",
-                           exitcode=process.exitcode, log_tail=_tail(log_path))
-    finally:
-        parent_conn.close()
-        process.join(2)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+    return run_in_child(__name__, function, payload, timeout_s=timeout_s, log_path=log_path,
+                        on_event=on_event)
 
 
 # --- in the child: TVM ---------------------------------------------------------------------------
@@ -989,7 +944,7 @@ def measure_tuned(model, input_shapes: Mapping[str, list[int]], hardware: Hardwa
     same protocol (`MeasureConfig`, warm-up, time_evaluator samples, ORT check) as
     `profiles.tvm_adapter.measure_tvm`. Raises the adapter's typed errors."""
     from profiles.onnx_prep import ensure_prepared, input_specs, model_name, save_model
-    from profiles.tvm_adapter import _typed_error, check_runnable_here
+    from profiles.tvm_adapter import check_runnable_here, typed_error
 
     config = config or MeasureConfig()
     check_runnable_here(hardware)
@@ -1013,7 +968,7 @@ def measure_tuned(model, input_shapes: Mapping[str, list[int]], hardware: Hardwa
                                        timeout_s=config.timeout_s, log_path=log_path,
                                        on_event=on_event)
         except ChildFailure as exc:
-            raise _typed_error(exc, name) from exc
+            raise typed_error(exc, name) from exc
     if result.pop("target_note", ""):
         logger.warning("%s: target changed for this LLVM", hardware.name)
     return Measurement.model_validate(result)
@@ -1054,7 +1009,7 @@ def _child_measure_tuned(payload: dict, report) -> dict:
         from tvm import relax
 
         from profiles.onnx_prep import random_feeds
-        from profiles.tvm_adapter import _target_json, _to_numpy_list
+        from profiles.tvm_adapter import target_json, to_numpy_list
 
         t0 = time.perf_counter()
         executable, const_bytes, storage_bytes, target, note = compile_module(
@@ -1074,12 +1029,12 @@ def _child_measure_tuned(payload: dict, report) -> dict:
             from profiles.ort_adapter import run_onnxruntime
 
             reference = run_onnxruntime(payload["model_path"], feeds, payload["ort_threads"])
-            diff_abs, diff_rel = output_diff(reference, _to_numpy_list(vm["main"](*args)))
+            diff_abs, diff_rel = output_diff(reference, to_numpy_list(vm["main"](*args)))
     result = Measurement.from_samples(
         TVM_TUNED, samples_ms,
         memory_mb=max(const_bytes + storage_bytes, 1) / 2**20, memory_method="tvm-plan",
         runs_per_sample=runs, measure_s=measure_s, compile_s=compile_s,
-        target=dict(payload["target"]) if not note else _target_json(target),
+        target=dict(payload["target"]) if not note else target_json(target),
         max_abs_diff_vs_ort=diff_abs, max_rel_diff_vs_ort=diff_rel,
     ).model_dump()
     result["target_note"] = note

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import onnx
 
+from profiles.child import ChildFailure, run_in_child
 from profiles.hardware import HardwareClass
 from profiles.measure import (
-    ChildFailure,
     MeasureConfig,
     Measurement,
     NotMeasurableHereError,
     output_diff,
-    run_in_child,
     warm_up_and_plan,
 )
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
@@ -125,7 +124,7 @@ def measure_tvm(
                                   timeout_s=config.timeout_s, log_path=log_path,
                                   first_stage="import")
         except ChildFailure as exc:
-            raise _typed_error(exc, name) from exc
+            raise typed_error(exc, name) from exc
         finally:
             log = log_path.read_text(errors="replace") if log_path.exists() else ""
             if log.strip():
@@ -138,7 +137,8 @@ def measure_tvm(
     return Measurement.model_validate(result)
 
 
-def _typed_error(exc: ChildFailure, name: str) -> TvmError:
+def typed_error(exc: ChildFailure, name: str) -> TvmError:
+    """The adapter's typed error for a failed TVM child (import, compile or run) of model `name`."""
     detail = exc.message
     if exc.error_type is not None:
         detail = f"{exc.error_type}: {exc.message}"
@@ -228,14 +228,15 @@ def constant_and_storage_bytes(mod) -> tuple[int, int]:
     return sizes["const"], sizes["storage"]
 
 
-def _to_numpy_list(out) -> list:
+def to_numpy_list(out) -> list:
+    """A VM's output (a tensor or nested tuples of them) as a flat list of numpy arrays."""
     import tvm
 
     if isinstance(out, tvm.runtime.Tensor):
         return [out.numpy()]
     result = []
     for item in out:
-        result.extend(_to_numpy_list(item))
+        result.extend(to_numpy_list(item))
     return result
 
 
@@ -303,14 +304,14 @@ def _child_measure(payload: dict, report) -> dict:
             from profiles.ort_adapter import run_onnxruntime
 
             reference = run_onnxruntime(payload["model_path"], feeds, payload["ort_threads"])
-            diff_abs, diff_rel = output_diff(reference, _to_numpy_list(main(*args)))
+            diff_abs, diff_rel = output_diff(reference, to_numpy_list(main(*args)))
     caught = [f"{r.category.__name__}: {r.message}" for r in records]
 
     result = Measurement.from_samples(
         "tvm", samples_ms,
         memory_mb=max(const_bytes + storage_bytes, 1) / 2**20, memory_method="tvm-plan",
         runs_per_sample=runs, measure_s=measure_s, compile_s=compile_s,
-        target=dict(payload["target"]) if not note else _target_json(target),
+        target=dict(payload["target"]) if not note else target_json(target),
         max_abs_diff_vs_ort=diff_abs, max_rel_diff_vs_ort=diff_rel,
     ).model_dump()
     result["warnings"] = caught
@@ -318,7 +319,8 @@ def _child_measure(payload: dict, report) -> dict:
     return result
 
 
-def _target_json(target) -> dict:
+def target_json(target) -> dict:
+    """A `tvm.target.Target` as its JSON dict (the form `HardwareClass.tvm_target` uses)."""
     import json
 
     try:

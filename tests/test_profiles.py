@@ -215,16 +215,16 @@ def test_tvm_unsupported_op_is_typed_and_names_op():
 def test_child_crash_becomes_typed_error(tmp_path):
     log = tmp_path / "child.log"
     with pytest.raises(ChildFailure) as info:
-        run_in_child("profiles.measure", "_selftest_child", {"do": "crash"}, timeout_s=60,
+        run_in_child("profiles.child", "selftest_child", {"do": "crash"}, timeout_s=60,
                      log_path=log)
     assert info.value.stage == "selftest" and info.value.exitcode == -11
     assert "SIGSEGV" in str(info.value) and "about to crash" in info.value.log_tail
     with pytest.raises(ChildFailure, match="selftest asked to raise") as info:
-        run_in_child("profiles.measure", "_selftest_child", {"do": "raise"}, timeout_s=60)
+        run_in_child("profiles.child", "selftest_child", {"do": "raise"}, timeout_s=60)
     assert info.value.error_type == "ValueError"
     with pytest.raises(ChildFailure, match="timed out"):
-        run_in_child("profiles.measure", "_selftest_child", {"do": "hang"}, timeout_s=3)
-    assert run_in_child("profiles.measure", "_selftest_child", {"do": "ok"}, timeout_s=60) == {
+        run_in_child("profiles.child", "selftest_child", {"do": "hang"}, timeout_s=3)
+    assert run_in_child("profiles.child", "selftest_child", {"do": "ok"}, timeout_s=60) == {
         "echo": {"do": "ok"}}
 
 

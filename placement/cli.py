@@ -90,72 +90,56 @@ def _progress(enabled: bool):
         yield on_progress
 
 
-def _offers(offers_csv: Optional[Path]):
-    """Offers for planning; cache problems are warnings on stderr, never fatal."""
+def _warn(lines) -> None:
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def _workspace(spec_path: Path, *, offers_csv: Optional[Path] = None, profiles_csv: Optional[Path] = None,
+               batches: Optional[str] = None):
+    """The Workspace of a spec file; cache problems are warnings on stderr, never fatal."""
     from placement import api
 
-    offers = api.load_offers(offers_csv)
-    for warning in offers.attrs.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-    return offers
+    ws = api.Workspace.open(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv,
+                            batches=api.parse_batches(batches))
+    _warn(ws.warnings)
+    return ws
 
 
-def _with_prices(spec, pricing_model: Optional[str], discount: list[str]):
-    """The spec with the command line's pricing model and discounts, validated like the spec's."""
-    from placement.spec import SpecError, parse_spec
+def _profile(ws, show_progress: bool) -> None:
+    """Profile now (with a progress bar) unless the profiles came from a CSV."""
+    if ws.profiles_table is not None:
+        return
+    with _progress(show_progress) as on_progress:
+        ws.profile(on_progress)
+    _warn(ws.profile_problems)
 
-    data = spec.model_dump(mode="json", by_alias=True)
-    if pricing_model:
-        data["hardware"]["pricing_model"] = pricing_model
-    for item in discount:
+
+def _overrides(pricing_model: Optional[str] = None, discount: Optional[list[str]] = None,
+               estimated_latency: Optional[str] = None):
+    """The command line's what-if flags as Workspace overrides, validated like the spec's."""
+    from placement import api
+    from placement.spec import SpecError
+
+    discounts = {}
+    for item in discount or []:
         provider, _, percent = item.partition("=")
         try:
-            data["hardware"]["discount_percent"][provider.strip()] = float(percent)
+            discounts[provider.strip()] = float(percent)
         except ValueError:
             raise SpecError("--discount", f"expected provider=percent, got {item!r}") from None
-    if not pricing_model and not discount:
-        return spec
     try:
-        return parse_spec(data, origin="command line")
-    except SpecError as exc:
-        raise SpecError(exc.field, exc.message, "command line") from None
-
-
-def _load(spec_path: Path):
-    from placement.spec import load_spec
-
-    return load_spec(spec_path)
-
-
-def parse_batches(text: Optional[str]):
-    """'1,2,4,8' -> (1, 2, 4, 8); None stays None (profile the spec's shapes as given)."""
-    if not text:
-        return None
-    from placement.api import InputError
-
-    try:
-        values = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise InputError(f"--batches: expected comma-separated positive integers, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise InputError(f"--batches: batch sizes must be positive, got {text!r}")
-    return values
-
-
-def _profiles_for(spec, base_dir, offers, profiles_csv: Optional[Path], show_progress: bool, batches=None):
-    from placement import api
-
-    if profiles_csv is not None:
-        return api.load_profiles(profiles_csv), []
-    with _progress(show_progress) as on_progress:
-        report = api.profile_spec(spec, base_dir, offers, on_progress=on_progress, batches=batches)
-    for problem in report.problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    return report.table, report.problems
+        return api.Overrides(pricing_model=pricing_model, discount_percent=discounts or None,
+                             estimated_latency=estimated_latency)
+    except Exception as exc:  # pydantic's ValidationError: name the flag
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": ("?",), "msg": str(exc)}
+        flag = {"pricing_model": "--pricing-model", "discount_percent": "--discount",
+                "estimated_latency": "--estimated-latency"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise SpecError(flag, first["msg"], "command line") from None
 
 
 def _print_plan(plan) -> None:
-    from placement.report import plan_rows
+    from placement.rows import baseline_rows, cost_rows, plan_rows, segment_rows
 
     title = f"{plan.application}: {plan.status}"
     if plan.costs:
@@ -172,24 +156,25 @@ def _print_plan(plan) -> None:
                       r["latency_source"], r["cost_note"] or f"${r['monthly_usd']:,.2f}",
                       style=style)
     out.print(table if plan.placements else f"[bold]{title}[/bold]")
-    for seg in plan.segments:
-        out.print(f"  segment {seg.name:<14} {seg.share:>4.0%} of sites ({seg.sites}) on {seg.device}"
-                  f"{' (owned)' if seg.owned else ''}: p{plan.latency.percentile} {seg.latency_ms_p95:.1f} ms"
-                  f"{'' if seg.meets_slo else '  MISSES the SLO'}", markup=False, highlight=False)
-    if plan.costs:
-        for line in plan.costs.items:
-            if line.kind != "compute":
-                out.print(f"  {line.kind:<11} {line.item:<28} ${line.monthly_usd:>12,.2f}/month   ({line.source})",
-                          markup=False, highlight=False)
+    for seg in segment_rows(plan):
+        out.print(f"  segment {seg['segment']:<14} {seg['share']:>4.0%} of sites ({seg['sites']}) on {seg['device']}"
+                  f"{' (owned)' if seg['owned'] else ''}: p{plan.latency.percentile} {seg['latency_ms']:.1f} ms"
+                  f"{'' if seg['meets_slo'] else '  MISSES the SLO'}", markup=False, highlight=False)
+    for line in cost_rows(plan):
+        if line["kind"] != "compute":
+            out.print(f"  {line['kind']:<11} {line['item']:<28} ${line['monthly_usd']:>12,.2f}/month   ({line['source']})",
+                      markup=False, highlight=False)
     for v in plan.violations:
         out.print(f"[red]not feasible:[/red] {v}")
     if plan.explanation:
         for m in plan.explanation.messages:
             out.print(f"  why: {m}", markup=False, highlight=False)
-    for b in plan.baselines:
-        cost = "—" if b.monthly_usd is None else f"${b.monthly_usd:,.2f}"
-        lat = "—" if b.latency_ms_p95 is None else f"{b.latency_ms_p95:.1f} ms"
-        out.print(f"  baseline {b.name:<17} {cost:>12}/month  {lat:>10}  {'feasible' if b.feasible else 'infeasible'}",
+    for b in baseline_rows(plan):
+        if b["this_plan"]:
+            continue
+        cost = "—" if b["monthly_usd"] is None else f"${b['monthly_usd']:,.2f}"
+        lat = "—" if b["latency_ms"] is None else f"{b['latency_ms']:.1f} ms"
+        out.print(f"  baseline {b['name']:<17} {cost:>12}/month  {lat:>10}  {'feasible' if b['feasible'] else 'infeasible'}",
                   markup=False, highlight=False)
     for note in plan.notes:
         if note.startswith("warning:"):
@@ -217,10 +202,9 @@ def demo(
     from placement import api
 
     started = time.perf_counter()
-    spec, base_dir = _load(api.demo_spec_path())
-    offers = _offers(None)
-    profiles, _ = _profiles_for(spec, base_dir, offers, None, not as_json)
-    outcome = api.plan_spec(spec, base_dir, profiles, offers)
+    ws = _workspace(api.demo_spec_path())
+    _profile(ws, not as_json)
+    outcome = ws.plan()
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_outputs(outcome, out_dir / "plan.json", out_dir / "summary.md")
     if as_json:
@@ -255,14 +239,11 @@ def plan(
         raise api.InputError(f"--objective: must be cost or latency, got {objective!r}")
     if estimated_latency not in (None, "nominal", "upper-band"):
         raise api.InputError(f"--estimated-latency: must be nominal or upper-band, got {estimated_latency!r}")
-    spec, base_dir = _load(spec_path)
-    spec = _with_prices(spec, pricing_model, discount)
-    if estimated_latency:
-        spec = spec.model_copy(update={"solver": spec.solver.model_copy(
-            update={"estimated_latency": estimated_latency})})
-    offers = _offers(offers_csv)
-    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json, parse_batches(batches))
-    outcome = api.plan_spec(spec, base_dir, profiles, offers, objective=objective)
+    overrides = _overrides(pricing_model, discount, estimated_latency)
+    ws = _workspace(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv, batches=batches)
+    ws.spec_with(overrides)  # a bad flag fails before minutes of profiling
+    _profile(ws, not as_json)
+    outcome = ws.plan(overrides, objective=objective)
     _write_outputs(outcome, output, summary)
     if as_json:
         print(outcome.plan.model_dump_json(indent=2))
@@ -283,13 +264,12 @@ def frontier(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The cost-latency Pareto set: sweep the SLO, keep the non-dominated plans."""
-    from placement import api
-    from placement.report import frontier_rows
+    from placement.rows import frontier_rows
 
-    spec, base_dir = _load(spec_path)
-    offers = _offers(offers_csv)
-    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
-    plans = api.frontier_spec(spec, base_dir, profiles, offers, max_points=points)
+    ws = _workspace(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv)
+    _profile(ws, not as_json)
+    plans = ws.frontier(max_points=points)
+    spec = ws.spec
     payload = "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
     if output:
         from profiles.paths import atomic_write_text
@@ -303,13 +283,11 @@ def frontier(
                 "meets SLO", "placement"):
         t.add_column(col)
     rows = frontier_rows(plans)
-    for i, (p, row) in enumerate(zip(plans, rows), 1):
-        where = "; ".join(f"{x.piece}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
-                          for x in p.placements)
+    for i, row in enumerate(rows, 1):
         step = row["usd_per_ms_saved"]
         t.add_row(str(i), f"${row['monthly_usd']:,.2f}", row["latency_label"],
                   "" if step is None else f"${step:,.2f}", row["latency_from"],
-                  "yes" if p.latency.p95_ms <= spec.slo.latency_ms else "no", where)
+                  "yes" if row["meets_slo"] else "no", row["placement"])
     out.print(t)
     if rows:
         out.print(f"prices as of {', '.join(sorted({r['price_date'] for r in rows}))}")
@@ -326,16 +304,10 @@ def evaluate(
     """What-if: cost, latency and broken constraints of a placement you choose."""
     from placement import api
 
-    wanted = {}
-    for item in assign:
-        if "=" not in item:
-            raise api.InputError(f"--assign {item!r}: expected piece=offer")
-        piece, offer = item.split("=", 1)
-        wanted[piece.strip()] = offer.strip()
-    spec, base_dir = _load(spec_path)
-    offers = _offers(offers_csv)
-    profiles, _ = _profiles_for(spec, base_dir, offers, profiles_csv, not as_json)
-    outcome = api.evaluate_spec(spec, base_dir, profiles, offers, wanted)
+    wanted = api.parse_assignments(assign)
+    ws = _workspace(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv)
+    _profile(ws, not as_json)
+    outcome = ws.evaluate(wanted)
     if as_json:
         print(outcome.plan.model_dump_json(indent=2))
     else:

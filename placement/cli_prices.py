@@ -37,22 +37,12 @@ def prices(
         return
     from placement import api
     from pricing import table as ot
-    from pricing.cache import load_offers, stale_price_warning
-    from pricing.query import select_offers
 
-    if offers_csv is not None:
-        offers = api.load_offers(offers_csv)
-        warnings = [] if max_age_days is None else [
-            w for d in sorted(set(offers[ot.PRICE_DATE].astype(str)))
-            if (w := stale_price_warning(d, max_age_days))]
-    else:
-        offers, warnings = load_offers(max_age_days=max_age_days)
+    sel, warnings = api.list_offers(offers_csv, max_age_days=max_age_days,
+                                    providers=[provider] if provider else None,
+                                    regions=[region] if region else None, gpu=True if gpu else None,
+                                    max_hourly=max_hourly)
     _warn(warnings)
-    sel = select_offers(offers, providers=[provider] if provider else None,
-                        regions=[region] if region else None, gpu=True if gpu else None,
-                        max_hourly=max_hourly)
-    if sel.empty:
-        raise api.InputError("prices: no offers match these filters")
     if as_json:
         print(sel.to_json(orient="records", indent=2))
         return

@@ -230,8 +230,11 @@ def make_plan(
     *,
     tvm_version: str | None,
     status_override: str | None = None,
+    price_warning: str | None = None,
 ) -> Plan:
-    """Assemble the plan from the solver's status and the checker's numbers (never the model's)."""
+    """Assemble the plan from the solver's status and the checker's numbers (never the model's).
+    `price_warning` (prices older than the spec allows) is worked out by the caller, which knows
+    today's date and the price catalog; a plan is a pure function of what it is given."""
     solver_status = SolverStatus(
         status=status_override or result.status, objective=result.objective,
         objective_value=result.objective_value, best_bound=result.best_bound, gap=result.gap,
@@ -240,11 +243,8 @@ def make_plan(
     )
     notes = list(problem.notes)
     notes.append("p95 latencies are summed along each path: a conservative bound on the end-to-end p95.")
-    from pricing.cache import stale_price_warning
-
-    stale = stale_price_warning(problem.price_date, problem.max_price_age_days)
-    if stale:
-        notes.insert(0, f"warning: {stale}")
+    if price_warning:
+        notes.insert(0, f"warning: {price_warning}")
     if evaluation is None:
         return Plan(
             application=problem.name, status=solver_status.status, feasible=False,

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from profiles.errors import UserError
+
 SOURCE = "source"
 SINK = "sink"
 ENDPOINTS = (SOURCE, SINK)
@@ -31,7 +33,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PricingModel = Literal["on-demand", "spot", "reserved-1y", "reserved-3y"]
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A spec the tool cannot use; `str()` is the one line the user sees."""
 
     def __init__(self, field: str, message: str, origin: str | None = None):
@@ -352,8 +354,11 @@ def _message(err: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def parse_spec(data: object, origin: str | None = None, base_dir: Path | None = None) -> ApplicationSpec:
-    """Validate a spec already read into Python objects; errors become one-line `SpecError`s."""
+def parse_spec(data: object, origin: str | None = None) -> ApplicationSpec:
+    """Validate a spec already read into Python objects; errors become one-line `SpecError`s.
+
+    Reads no files: whether the ONNX files exist and fit is checked when a Workspace resolves
+    the models (`placement.resolve`), so an app can validate a spec before its files arrive."""
     if not isinstance(data, dict):
         raise SpecError("(top level)", "the spec must be a mapping of keys to values", origin)
     try:
@@ -365,7 +370,6 @@ def parse_spec(data: object, origin: str | None = None, base_dir: Path | None = 
             raise SpecError(ctx_error.field, ctx_error.message, origin) from None
         field = _loc(first["loc"]) or "(top level)"
         raise SpecError(field, _message(first), origin) from None
-    _check_onnx_files(spec, origin, base_dir)
     return spec
 
 
@@ -386,106 +390,7 @@ def load_spec(path: str | Path) -> tuple[ApplicationSpec, Path]:
         where = f"line {mark.line + 1}" if mark else "(file)"
         raise SpecError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", origin) from None
     base_dir = path.parent.resolve()
-    return parse_spec(data, origin, base_dir), base_dir
-
-
-def resolve_onnx(model: ModelSpec, base_dir: Path | None) -> Path:
-    """The ONNX file for a model: a zoo model is generated into the cache on first use."""
-    from profiles import zoo
-
-    if zoo.is_zoo_ref(model.onnx):
-        return zoo.zoo_model_path(zoo.parse_zoo_ref(model.onnx))
-    path = Path(model.onnx)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
-
-
-def input_shapes(model: ModelSpec) -> dict[str, list[int]]:
-    from profiles import zoo
-
-    if model.inputs:
-        return {k: list(v) for k, v in model.inputs.items()}
-    if zoo.is_zoo_ref(model.onnx):
-        return zoo.zoo_input_shapes(zoo.parse_zoo_ref(model.onnx))
-    raise KeyError(model.name)
-
-
-def _check_onnx_files(spec: ApplicationSpec, origin: str | None, base_dir: Path | None) -> None:
-    import onnx
-
-    from profiles import zoo
-
-    for i, model in enumerate(spec.models):
-        field = f"models[{i}].onnx"
-        if zoo.is_zoo_ref(model.onnx):
-            try:
-                zoo.parse_zoo_ref(model.onnx)
-            except KeyError as exc:
-                raise SpecError(field, str(exc.args[0]), origin) from None
-            continue
-        if not model.inputs:
-            raise SpecError(f"models[{i}].inputs", "required for a model that is not from the zoo", origin)
-        path = Path(model.onnx)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise SpecError(field, f"ONNX file {str(path)!r} does not exist", origin)
-        try:
-            graph = onnx.load(str(path), load_external_data=False).graph
-        except Exception as exc:  # onnx raises DecodeError and friends
-            raise SpecError(field, f"{str(path)!r} is not a valid ONNX model ({type(exc).__name__})", origin) from None
-        initializers = {t.name for t in graph.initializer}
-        graph_inputs = {v.name: v for v in graph.input if v.name not in initializers}
-        for name, shape in model.inputs.items():
-            if name not in graph_inputs:
-                raise SpecError(
-                    f"models[{i}].inputs.{name}",
-                    f"the model has no input {name!r} (it has {', '.join(sorted(graph_inputs))})",
-                    origin,
-                )
-            rank = len(graph_inputs[name].type.tensor_type.shape.dim)
-            if rank and rank != len(shape):
-                raise SpecError(
-                    f"models[{i}].inputs.{name}",
-                    f"shape has {len(shape)} dims but the model's input has {rank}",
-                    origin,
-                )
-        for name in graph_inputs:
-            if name not in model.inputs:
-                raise SpecError(f"models[{i}].inputs", f"no shape given for model input {name!r}", origin)
-
-
-def check_hardware_ids(spec: ApplicationSpec, offers, origin: str | None = None) -> None:
-    """Unknown device or instance ids are user errors, found before anything is profiled."""
-    from pricing import table as ot
-
-    edge_ids = set(offers.loc[offers[ot.TIER] == "edge", ot.INSTANCE_TYPE])
-    named = [(f"hardware.edge[{i}]", d) for i, d in enumerate(spec.hardware.edge)]
-    named += [(f"fleet[{i}].device", seg.device) for i, seg in enumerate(spec.fleet or [])]
-    for field, device in named:
-        if device not in edge_ids:
-            raise SpecError(
-                field, f"unknown edge device {device!r} (known: {', '.join(sorted(edge_ids))})", origin,
-            )
-    cloud = offers[offers[ot.TIER] == "cloud"]
-    for i, cand in enumerate(spec.hardware.cloud):
-        mine = cloud[cloud[ot.PROVIDER] == cand.provider]
-        for j, region in enumerate(cand.regions):
-            if not (mine[ot.REGION] == region).any():
-                known = ", ".join(sorted(set(mine[ot.REGION])))
-                raise SpecError(
-                    f"hardware.cloud[{i}].regions[{j}]",
-                    f"no {cand.provider} offers in region {region!r} (known: {known})",
-                    origin,
-                )
-        for j, itype in enumerate(cand.instance_types or []):
-            if not (mine[ot.INSTANCE_TYPE] == itype).any():
-                raise SpecError(
-                    f"hardware.cloud[{i}].instance_types[{j}]",
-                    f"unknown {cand.provider} instance type {itype!r}",
-                    origin,
-                )
+    return parse_spec(data, origin), base_dir
 
 
 def spec_json_schema() -> dict:

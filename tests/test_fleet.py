@@ -204,7 +204,7 @@ def test_fleet_spec_errors_name_the_field(segments, field, words):
 
 
 def test_fleet_devices_must_exist_and_replace_hardware_edge():
-    from placement.spec import check_hardware_ids
+    from placement.resolve import check_hardware_ids
 
     offers, _, _ = tables()
     spec = parse_spec(fleet_spec([{"name": "a", "share": 1.0, "device": "pi9"}]))

@@ -46,7 +46,7 @@ def run_cli(monkeypatch, capsys, *args):
 def solved_plan():
     offers, profiles, io_bytes = one_model_tables()
     spec = parse_spec(one_model_spec(sites=100, uplink=50.0))
-    return api.plan_spec(spec, None, profiles, offers, io_bytes=io_bytes)
+    return api.Workspace(spec, offers_table=offers, profiles_table=profiles, io_bytes=io_bytes).plan()
 
 
 def test_plan_json_round_trips_and_validates_against_the_committed_schema(tmp_path):
@@ -209,7 +209,8 @@ def test_frontier_rows_price_each_step_and_tell_close_latencies_apart():
     from placement.report import frontier_rows
 
     def plan(usd, ms):
-        return SimpleNamespace(costs=SimpleNamespace(monthly_usd=usd), latency=SimpleNamespace(p95_ms=ms),
+        return SimpleNamespace(costs=SimpleNamespace(monthly_usd=usd),
+                               latency=SimpleNamespace(p95_ms=ms, slo_ms=300.0), placements=[],
                                provenance=SimpleNamespace(price_date="2026-11-25",
                                                           profile_sources={"measured-local": 1, "estimated": 1}))
 
@@ -221,6 +222,7 @@ def test_frontier_rows_price_each_step_and_tell_close_latencies_apart():
     assert rows[2]["usd_per_ms_saved"] == pytest.approx((1560.99 - 858.62) / (53.7097 - 53.6605))
     assert rows[0]["latency_from"] == "estimated, measured-local"
     assert rows[0]["price_date"] == "2026-11-25"
+    assert [r["meets_slo"] for r in rows] == [False, True, True]
     far_apart = frontier_rows([plan(1.0, 300.0), plan(2.0, 200.0)])
     assert [r["latency_label"] for r in far_apart] == ["300.0", "200.0"]
 

@@ -11,7 +11,8 @@ import yaml
 from factories import offer_row, one_model_spec
 
 from placement.cli import main
-from placement.spec import SpecError, check_hardware_ids, load_spec, parse_spec
+from placement.resolve import check_hardware_ids, resolve_models
+from placement.spec import SpecError, load_spec, parse_spec
 
 
 def write_spec(tmp_path, data, name="app.yaml"):
@@ -70,7 +71,6 @@ CASES = [
                                         {"from": "lost", "to": "sink"}]}, "models[1]", "not reachable"),
     ("duplicate model", {**base(), "models": [{"name": "det", "onnx": "zoo:resnet18"},
                                               {"name": "det", "onnx": "zoo:resnet50"}]}, "models[1].name", "twice"),
-    ("unknown zoo model", mutate(models__0__onnx="zoo:alexnet"), "models[0].onnx", "alexnet"),
     ("region without rtt", mutate(hardware__cloud__0__regions=["r0", "r9"]), "hardware.cloud[0].regions[1]", "rtt_ms"),
     ("bad pricing model", mutate(hardware__pricing_model="cheap"), "hardware.pricing_model", "on-demand"),
     ("no hardware", mutate(hardware={"edge": [], "cloud": []}), "hardware", "at least one"),
@@ -94,10 +94,20 @@ def test_good_spec_parses_and_has_stable_digest():
     assert parse_spec(mutate(load__sites=7)).digest() != first.digest()
 
 
+def test_unknown_zoo_model_is_named_when_the_models_are_resolved():
+    spec = parse_spec(mutate(models__0__onnx="zoo:alexnet"))  # parsing reads nothing
+    with pytest.raises(SpecError) as exc:
+        resolve_models(spec, None, "app.yaml")
+    assert exc.value.field == "models[0].onnx"
+    assert "alexnet" in exc.value.message
+    assert str(exc.value).startswith("app.yaml: models[0].onnx: ")
+
+
 def test_missing_onnx_file(tmp_path):
     data = mutate(models__0__onnx="nothere.onnx", models__0__inputs={"input": [1, 3, 224, 224]})
+    spec, base_dir = load_spec(write_spec(tmp_path, data))  # parsing reads no files
     with pytest.raises(SpecError) as exc:
-        load_spec(write_spec(tmp_path, data))
+        resolve_models(spec, base_dir)
     assert exc.value.field == "models[0].onnx"
     assert "does not exist" in exc.value.message
 
@@ -106,7 +116,7 @@ def test_corrupt_onnx_file(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage that is not protobuf \xff\xff\xff")
     data = mutate(models__0__onnx="broken.onnx", models__0__inputs={"input": [1, 3, 224, 224]})
     with pytest.raises(SpecError) as exc:
-        load_spec(write_spec(tmp_path, data))
+        resolve_models(*load_spec(write_spec(tmp_path, data)))
     assert exc.value.field == "models[0].onnx"
     assert "not a valid ONNX model" in exc.value.message
 
@@ -119,15 +129,18 @@ def test_onnx_file_needs_matching_inputs(tmp_path):
     onnx.save(build_zoo_model("mobilenetv2"), tmp_path / "m.onnx")
     wrong = mutate(models__0__onnx="m.onnx", models__0__inputs={"image": [1, 3, 224, 224]})
     with pytest.raises(SpecError) as exc:
-        load_spec(write_spec(tmp_path, wrong))
+        resolve_models(*load_spec(write_spec(tmp_path, wrong)))
     assert exc.value.field == "models[0].inputs.image"
     rank = mutate(models__0__onnx="m.onnx", models__0__inputs={"input": [1, 224, 224]})
     with pytest.raises(SpecError) as exc:
-        load_spec(write_spec(tmp_path, rank))
+        resolve_models(*load_spec(write_spec(tmp_path, rank)))
     assert "dims" in exc.value.message
     good = mutate(models__0__onnx="m.onnx", models__0__inputs={"input": [1, 3, 224, 224]})
     spec, base_dir = load_spec(write_spec(tmp_path, good))
     assert base_dir == tmp_path.resolve()
+    (resolved,) = resolve_models(spec, base_dir)
+    assert resolved.onnx_path == tmp_path.resolve() / "m.onnx"
+    assert resolved.input_shapes == {"input": [1, 3, 224, 224]}
 
 
 def test_unknown_device_and_instance_ids():

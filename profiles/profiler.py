@@ -11,15 +11,18 @@ import dataclasses
 import hashlib
 import json
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
+from profiles.batching import (  # noqa: F401 - batch_ladder ... rebatched_shapes: re-exported
+    batch_ladder,
+    batch_mode,
+    batch_plan,
+    rebatched_file,
+    rebatched_shapes,
+)
 from profiles.cache import ProfileCache, profile_key, runtime_versions
 from profiles.calibration import (
     Calibration,
@@ -28,43 +31,30 @@ from profiles.calibration import (
     kernel_stats_many,
     stats_key,
 )
-from profiles.estimate import ESTIMATED, calibrated_rows
+from profiles.estimate import calibrated_rows
 from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_hardware
 from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
 from profiles.ort_adapter import OrtError, measure_onnxruntime
-from profiles.paths import atomic_write_bytes
-from profiles.table import (
-    BATCH,
-    ERROR_BAND,
-    HARDWARE,
-    LATENCY_MS_P50,
-    LATENCY_MS_P95,
-    MEASURED_AT,
-    MEMORY_MB,
-    PIECE,
-    PROFILE_COLUMNS,
-    RUNTIME,
-    SOURCE,
-    TVM_VERSION,
-    empty_profile_table,
+from profiles.pieces import PieceSource, ProfileProblem, RowProvider
+from profiles.rows import (
+    MEASURED_LOCAL,
+    batch_of,
+    measured_row,
+    merge_rows,
+    profile_extra,
+    rows_table,
 )
+from profiles.table import MEMORY_MB, PIECE, empty_profile_table
 from profiles.tvm_adapter import TvmError, TvmImportError, measure_tvm, tvm_version
 
 logger = logging.getLogger(__name__)
 
-MEASURED_LOCAL = "measured-local"
+__all__ = ["PieceSource", "ProfileProblem", "ProfileReport", "ProgressEvent", "RowProvider",
+           "batch_ladder", "batch_mode", "piece_io_bytes", "piece_kernel_stats", "profile_pieces",
+           "rebatched_file", "rebatched_shapes"]
+
 MEASURABLE_RUNTIMES = ("tvm", "onnxruntime")
-
-
-class PieceSource(BaseModel):
-    """Where a piece's ONNX file is and the input shapes to profile it at (batch included)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    piece: str
-    onnx_path: Path
-    input_shapes: dict[str, list[int]]
 
 
 @dataclass(frozen=True)
@@ -79,17 +69,6 @@ class ProgressEvent:
     step: str
     done: int
     total: int
-
-
-@dataclass(frozen=True)
-class ProfileProblem:
-    """A measurement that failed; the piece's other runtimes were still profiled."""
-
-    piece: str
-    runtime: str
-    hardware: str
-    error_type: str
-    message: str
 
 
 @dataclass
@@ -116,10 +95,6 @@ class ProfileReport:
         return pd.DataFrame(records, columns=["piece", "batch", "max_abs_diff", "max_rel_diff"])
 
 
-def _now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _resolve_hardware(names: Sequence[str]) -> list[HardwareClass]:
     catalog = hardware_catalog()
     unknown = [n for n in names if n not in catalog]
@@ -129,43 +104,14 @@ def _resolve_hardware(names: Sequence[str]) -> list[HardwareClass]:
     return [get_hardware(n) for n in names]
 
 
-def _row(piece: str, hardware: str, runtime: str, batch: int, m: Measurement, version: str) -> dict:
-    return {
-        PIECE: piece, HARDWARE: hardware, RUNTIME: runtime, BATCH: batch,
-        LATENCY_MS_P50: m.latency_ms_p50, LATENCY_MS_P95: m.latency_ms_p95, MEMORY_MB: m.memory_mb,
-        SOURCE: MEASURED_LOCAL, MEASURED_AT: _now_utc(), TVM_VERSION: version,
-        ERROR_BAND: float("nan"),
-    }
-
-
-def _batch(source: PieceSource) -> int:
-    first = next(iter(source.input_shapes.values()), [1])
-    return int(first[0]) if first else 1
-
-
-# Rows from elsewhere (e.g. `profiles.tuning.cached_tuned_rows`: tvm-tuned rows already in the
-# cache): each `provider(pieces, hardware_names)` returns ProfileTable rows (dicts) that
-# `profile_pieces` appends; `hardware_names` is this machine's class and then the requested ones.
-# An estimated row never replaces a row a provider gave for the same piece/hardware/runtime/batch.
-RowProvider = Callable[[list[PieceSource], list[str]], list[dict]]
-extra_row_providers: list[RowProvider] = []
-
 DEFAULT_MAX_BATCH_MEMORY_MB = 8192.0
-
-
-def batch_ladder(max_batch: int = 32) -> tuple[int, ...]:
-    """1, 2, 4, ... up to `max_batch` (the batches a sweep usually tries)."""
-    out, b = [], 1
-    while b <= max_batch:
-        out.append(b)
-        b *= 2
-    return tuple(out)
 
 
 def profile_pieces(
     pieces: list[PieceSource],
     hardware: list[str],
     *,
+    row_providers: Sequence[RowProvider] = (),
     runtimes: Sequence[str] = MEASURABLE_RUNTIMES,
     config: MeasureConfig | None = None,
     cache: ProfileCache | None = None,
@@ -188,7 +134,13 @@ def profile_pieces(
     fixed in the ONNX file is re-batched only when that is checked to be safe (each sample of a
     batched run equals the same sample run alone); otherwise it gets its given batch only and a
     `ProfileProblem` ("FixedBatch") says so. Estimated rows carry every batch measured here.
-    `calibration` (default: `calibration.current_calibration()`) drives the estimates."""
+    `calibration` (default: `calibration.current_calibration()`) drives the estimates.
+
+    `row_providers` (e.g. `profiles.providers.default_row_providers()`: cached tvm-tuned and
+    measured-rpc rows) add rows measured elsewhere: each `provider(pieces, hardware_names)` is
+    called with this machine's class and then the requested ones; its rows join the table and
+    replace estimates of the same piece, hardware, runtime and batch. A provider that raises
+    becomes a `ProfileProblem`. Without providers the table has no such rows."""
     config = config or MeasureConfig()
     cache = cache if cache is not None else ProfileCache()
     unknown_runtimes = [r for r in runtimes if r not in MEASURABLE_RUNTIMES]
@@ -200,12 +152,11 @@ def profile_pieces(
     local = local_hardware()
     requested = _resolve_hardware(hardware)
     others = [h for h in requested if h.name != local.name]
-    versions = runtime_versions()
     version = tvm_version()
     report = ProfileReport(table=empty_profile_table())
     digests = [model_digest(source.onnx_path) for source in pieces]  # a missing file fails now
-    plans = [_batch_plan(source, digest, batches, local, report) for source, digest in
-             zip(pieces, digests)]
+    plans = [batch_plan(source, digest, batches, local.name, report.problems)
+             for source, digest in zip(pieces, digests)]
     total = sum(len(plan) for plan in plans) * len(runtimes)
     done = 0
 
@@ -213,8 +164,7 @@ def profile_pieces(
         if on_progress is not None:
             on_progress(ProgressEvent(piece, runtime, step, done, total))
 
-    extra = {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
-             "onnx": versions["onnx"]}
+    extra = profile_extra()
     rows: list[dict] = []
     prepared_by_piece: dict[str, list] = {}
     for source, plan in zip(pieces, plans):
@@ -247,8 +197,9 @@ def profile_pieces(
                     report.problems.append(problem)
                 progress(source.piece, runtime, step)
 
-    local_table = _table(rows)
-    provided = _provided_rows(pieces, [local.name, *[h.name for h in requested]], report)
+    local_table = rows_table(rows)
+    provided = _provided_rows(row_providers, pieces,
+                              [local.name, *[h.name for h in requested]], report)
     tables = [local_table]
     if others and rows:
         stats = _piece_stats(pieces, plans, cache, prepared_by_piece,
@@ -261,16 +212,15 @@ def profile_pieces(
             on_progress(ProgressEvent("*", "*", "estimate", done, total))
     combined = pd.concat([t for t in tables if not t.empty] or [empty_profile_table()],
                          ignore_index=True)
-    if provided:
-        combined = _merge_provided(combined, _table(provided))
-    report.table = _table(combined.to_dict("records")) if len(combined) else empty_profile_table()
+    combined = merge_rows(combined, provided)
+    report.table = rows_table(combined.to_dict("records")) if len(combined) else empty_profile_table()
     return report
 
 
-def _provided_rows(pieces: list[PieceSource], hardware_names: list[str],
-                   report: ProfileReport) -> list[dict]:
+def _provided_rows(providers: Sequence[RowProvider], pieces: list[PieceSource],
+                   hardware_names: list[str], report: ProfileReport) -> list[dict]:
     rows: list[dict] = []
-    for provider in list(extra_row_providers):
+    for provider in providers:
         try:
             rows.extend(provider(pieces, hardware_names) or [])
         except Exception as exc:  # noqa: BLE001 - a provider's failure is a problem, not a crash
@@ -279,16 +229,6 @@ def _provided_rows(pieces: list[PieceSource], hardware_names: list[str],
             report.problems.append(ProfileProblem("*", "*", "*", type(exc).__name__,
                                                   f"row provider {name} failed: {exc}"))
     return rows
-
-
-def _merge_provided(table: pd.DataFrame, provided: pd.DataFrame) -> pd.DataFrame:
-    """Append provided rows; drop estimated rows (and duplicates) they cover."""
-    identity = [PIECE, HARDWARE, RUNTIME, BATCH]
-    covered = set(map(tuple, provided[identity].itertuples(index=False)))
-    keep = [not (tuple(r) in covered and s == ESTIMATED)
-            for r, s in zip(table[identity].itertuples(index=False), table[SOURCE])]
-    merged = pd.concat([table[keep], provided], ignore_index=True)
-    return merged.drop_duplicates(identity + [SOURCE], keep="last").reset_index(drop=True)
 
 
 def _piece_stats(pieces, plans, cache: ProfileCache, prepared_by_piece: dict,
@@ -323,7 +263,7 @@ def piece_kernel_stats(pieces: list[PieceSource],
     as the estimator sees them; cached by content like the measurements."""
     cache = cache if cache is not None else ProfileCache()
     digests = [model_digest(source.onnx_path) for source in pieces]
-    plans = [[(_batch(source), source, digest)] for source, digest in zip(pieces, digests)]
+    plans = [[(batch_of(source.input_shapes), source, digest)] for source, digest in zip(pieces, digests)]
     return _piece_stats(pieces, plans, cache, {}, lambda step: None)
 
 
@@ -332,124 +272,6 @@ def _prepare(source: PieceSource):
     prepared = prepare_onnx(source.onnx_path, source.input_shapes)
     prepared.graph.name = source.piece
     return prepared
-
-
-# --- batches ------------------------------------------------------------------------------------
-
-def _batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None,
-                local: HardwareClass, report: ProfileReport) -> list[tuple[int, PieceSource, str]]:
-    """(batch, source at that batch, model digest) for each batch to profile, ascending."""
-    base = _batch(source)
-    if batches is None or set(int(b) for b in batches) == {base}:
-        return [(base, source, digest)]
-    wanted = sorted({int(b) for b in batches})
-    mode = batch_mode(source)
-    if mode == "none":
-        report.problems.append(ProfileProblem(
-            source.piece, "*", local.name, "FixedBatch",
-            f"{source.piece}: its inputs have no common batch dimension; profiled at the given "
-            f"shapes only"))
-        return [(base, source, digest)]
-    plan = []
-    for batch in wanted:
-        shapes = rebatched_shapes(source, batch)
-        if batch == base:
-            plan.append((batch, source, digest))
-        elif mode == "symbolic":
-            plan.append((batch, source.model_copy(update={"input_shapes": shapes}), digest))
-        else:
-            path = rebatched_file(source, digest, batch)
-            if path is None:
-                report.problems.append(ProfileProblem(
-                    source.piece, "*", local.name, "FixedBatch",
-                    f"{source.piece}: the batch dimension is fixed at {base} in the ONNX file "
-                    f"and cannot be re-set safely; profiled at batch {base} only"))
-                return [(base, source, digest)]
-            plan.append((batch, PieceSource(piece=source.piece, onnx_path=path,
-                                            input_shapes=shapes), model_digest(path)))
-    return plan
-
-
-def rebatched_shapes(source: PieceSource, batch: int) -> dict[str, list[int]]:
-    """The input shapes with the batch dim (dim 0 of every input that has the base batch) = batch."""
-    base = _batch(source)
-    return {name: ([batch, *shape[1:]] if shape and shape[0] == base else list(shape))
-            for name, shape in source.input_shapes.items()}
-
-
-def batch_mode(source: PieceSource) -> str:
-    """"symbolic" (dim 0 of the batched inputs is a symbol), "fixed" (a number) or "none"."""
-    import onnx
-
-    from profiles.onnx_prep import graph_inputs
-
-    model = onnx.load(str(source.onnx_path), load_external_data=False)
-    base = _batch(source)
-    modes = set()
-    for value in graph_inputs(model):
-        shape = source.input_shapes.get(value.name)
-        if not shape or shape[0] != base:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        if not value.type.tensor_type.HasField("shape") or not dims or not dims[0].HasField("dim_value"):
-            modes.add("symbolic")
-        else:
-            modes.add("fixed")
-    if not modes:
-        return "none"
-    return "fixed" if "fixed" in modes else "symbolic"
-
-
-def rebatched_file(source: PieceSource, digest: str, batch: int):
-    """A copy of a fixed-batch model with its batch dim set to `batch`, when that is safe.
-
-    Safe means: the re-batched model prepares, and on a random batch each sample's output
-    equals the original model's output for that sample alone (ONNX Runtime, rtol 1e-4). A
-    Reshape with the batch baked into its target fails that check. Returns None when unsafe;
-    the checked file is cached under `cache_root()/rebatched/`."""
-    import numpy as np
-    import onnx
-
-    from profiles.onnx_prep import random_inputs
-    from profiles.ort_adapter import run_onnxruntime
-    from profiles.paths import cache_root
-
-    path = cache_root() / "rebatched" / f"{digest[:32]}-b{batch}.onnx"
-    if path.is_file():
-        return path
-    base = _batch(source)
-    shapes = rebatched_shapes(source, batch)
-    model = onnx.load(str(source.onnx_path))
-    for value in model.graph.input:
-        if value.name in shapes and shapes[value.name] != list(source.input_shapes[value.name]):
-            value.type.tensor_type.shape.dim[0].ClearField("dim_param")
-            value.type.tensor_type.shape.dim[0].dim_value = batch
-    for value in model.graph.output:
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == base:
-            dims[0].dim_value = batch
-    try:
-        batched = prepare_onnx(model, shapes)
-        single = prepare_onnx(source.onnx_path, source.input_shapes)
-        with tempfile.TemporaryDirectory(prefix="rebatch-") as tmp:
-            onnx.save(batched, f"{tmp}/batched.onnx")
-            onnx.save(single, f"{tmp}/single.onnx")
-            feeds = random_inputs(batched, seed=1)
-            outs = run_onnxruntime(f"{tmp}/batched.onnx", feeds, 1)
-            for i in range(batch // base):
-                part = {k: (v[i * base:(i + 1) * base] if list(v.shape) != list(
-                    source.input_shapes[k]) else v) for k, v in feeds.items()}
-                ref = run_onnxruntime(f"{tmp}/single.onnx", part, 1)
-                for got, want in zip(outs, ref):
-                    if got.shape[0] != batch or not np.allclose(
-                            got[i * base:(i + 1) * base], want, rtol=1e-4, atol=1e-5):
-                        return None
-    except Exception as exc:  # noqa: BLE001 - any failure (prepare, ORT, shapes) means "not safe"
-        logger.info("%s: cannot re-batch to %d: %s", source.piece, batch, exc)
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, model.SerializeToString())
-    return path
 
 
 def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, batch: int,
@@ -479,17 +301,10 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
         if isinstance(exc, TvmImportError):  # same model + same TVM = same failure
             cache.put(key, {"error": {"error_type": problem.error_type, "message": problem.message}})
         return None, None, problem, "failed"
-    row = _row(source.piece, local.name, runtime, batch, measurement, version)
+    row = measured_row(source.piece, local.name, runtime, batch, measurement,
+                       source=MEASURED_LOCAL, tvm_version=version)
     cache.put(key, {"row": row, "measurement": measurement.model_dump()})
     return row, measurement, None, "measured"
-
-
-def _table(rows: list[dict]) -> pd.DataFrame:
-    if not rows:
-        return empty_profile_table()
-    df = pd.DataFrame(rows, columns=PROFILE_COLUMNS)
-    typed = empty_profile_table()
-    return df.astype({c: typed[c].dtype for c in PROFILE_COLUMNS}).reset_index(drop=True)
 
 
 def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:

@@ -1,0 +1,73 @@
+"""ProfileTable rows: how one is built, how a list of them becomes a typed table, and how rows
+from elsewhere (tuned, remote, cached) merge into a table. Every producer uses these, so the
+columns, the keys' `extra` versions and the merge rule are written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from profiles import table as pt
+from profiles.cache import runtime_versions
+from profiles.estimate import ESTIMATED
+from profiles.measure import Measurement
+
+TVM_TUNED = "tvm-tuned"
+MEASURED_LOCAL = "measured-local"
+IDENTITY = [pt.PIECE, pt.HARDWARE, pt.RUNTIME, pt.BATCH]  # one row per these (and source)
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def batch_of(input_shapes: Mapping[str, Sequence[int]]) -> int:
+    """The batch a piece is profiled at: dim 0 of its first input (1 for a scalar input)."""
+    first = next(iter(input_shapes.values()), [1])
+    return int(first[0]) if first else 1
+
+
+def profile_extra() -> dict[str, str]:
+    """The `extra` versions `profile_key` takes for every ProfileTable row's cache key."""
+    versions = runtime_versions()
+    return {"onnxruntime": versions["onnxruntime"], "onnxslim": versions["onnxslim"],
+            "onnx": versions["onnx"]}
+
+
+def measured_row(piece: str, hardware: str, runtime: str, batch: int, m: Measurement, *,
+                 source: str, tvm_version: str) -> dict:
+    """A ProfileTable row of one measurement, measured now."""
+    return {
+        pt.PIECE: piece, pt.HARDWARE: hardware, pt.RUNTIME: runtime, pt.BATCH: batch,
+        pt.LATENCY_MS_P50: m.latency_ms_p50, pt.LATENCY_MS_P95: m.latency_ms_p95,
+        pt.MEMORY_MB: m.memory_mb, pt.SOURCE: source, pt.MEASURED_AT: now_utc(),
+        pt.TVM_VERSION: tvm_version, pt.ERROR_BAND: float("nan"),
+    }
+
+
+def rows_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """A ProfileTable (column order and dtypes of `profiles.table`) from row dicts."""
+    typed = pt.empty_profile_table()
+    if not rows:
+        return typed
+    df = pd.DataFrame(list(rows), columns=pt.PROFILE_COLUMNS)
+    return df.astype({c: typed[c].dtype for c in pt.PROFILE_COLUMNS}).reset_index(drop=True)
+
+
+def merge_rows(table: pd.DataFrame, rows: Sequence[Mapping]) -> pd.DataFrame:
+    """`table` plus `rows` (tuned, remote, cached): an estimated row of the same piece, hardware,
+    runtime and batch gives way to them; a row already there with the same source is replaced
+    (so merging twice is merging once)."""
+    if not len(rows):
+        return table
+    extra = rows_table(rows)
+    covered = set(map(tuple, extra[IDENTITY].itertuples(index=False)))
+    keep = [not (tuple(r) in covered and s == ESTIMATED)
+            for r, s in zip(table[IDENTITY].itertuples(index=False), table[pt.SOURCE])]
+    merged = pd.concat([df for df in (table[keep], extra) if len(df)] or [extra],
+                       ignore_index=True)
+    merged = merged.drop_duplicates(IDENTITY + [pt.SOURCE], keep="last").reset_index(drop=True)
+    return rows_table(merged.to_dict("records"))

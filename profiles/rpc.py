@@ -8,19 +8,19 @@
    model, shapes, class, runtime, versions, `MeasureConfig`; for `tvm-tuned` also the same
    number of records in the database) is not measured again;
 3. compiles each job's library for the device's target in a child process, one after another
-   (2 cores), linking with the class's compiler: natively for x86_64, with
-   `aarch64-linux-gnu-gcc` (Debian `gcc-aarch64-linux-gnu`) for aarch64, or the config's `cc`.
-   Libraries are cached on disk by content (`cache_root()/rpc-libs/`);
+   (2 cores), linking with the class's compiler (`profiles.rpc_compile`). Libraries are cached
+   on disk by content (`cache_root()/rpc-libs/`);
 4. meanwhile one thread per free server of each key holds one tracker session and takes that
    key's compiled jobs: upload, load, `time_evaluator` on the device with the `MeasureConfig`
-   protocol (`profiles.tuning.time_vm`), and caches each row as soon as it is measured;
+   protocol (`profiles.tvm_compile.time_vm`), and caches each row as soon as it is measured;
 5. a device that disappears mid-run (the session breaks) becomes a `ProfileProblem`
    ("DeviceLost"); its job goes to another live session of the same key once, and the key's jobs
    that no session is left to run become problems too ("NoDevice"). Every other row is kept.
 
 This layer prints nothing: `on_progress(RemoteProgress)` reports each step (it is called from
 worker threads). The RPC client runs in this process (a crash in a remote session is the
-server's); compiling, which can crash, runs in children.
+server's); compiling, which can crash, runs in children. The cached rows come back to the
+profiler through `profiles.remote_rows.cached_remote_rows`.
 """
 
 from __future__ import annotations
@@ -28,28 +28,42 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
-import shutil
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from profiles.child import ChildFailure
+from profiles.cache import ProfileCache
 from profiles.hardware import HardwareClass, get_hardware
 from profiles.measure import MeasureConfig, Measurement
+from profiles.onnx_prep import input_specs, model_digest, prepare_onnx, random_feeds
 from profiles.paths import atomic_write_text, cache_root
+from profiles.pieces import ProfileProblem
 from profiles.remote import RemoteConfig, RemoteDevice, default_remote_config, parse_tracker
+from profiles.remote_rows import (  # noqa: F401 - cached_remote_rows: re-exported
+    MEASURED_RPC,
+    REMOTE_RUNTIMES,
+    cached_remote_rows,
+    remote_profile_key,
+)
+from profiles.rows import batch_of, measured_row, rows_table
+from profiles.rows import merge_rows as merge_measured_rows  # noqa: F401 - re-exported
+from profiles.rpc_compile import (  # noqa: F401 - check_compiler ... export_library: re-exported
+    AARCH64_CC,
+    check_compiler,
+    compile_for_device,
+    compiler_for,
+    export_library,
+)
+from profiles.table import empty_profile_table
+from profiles.tuning_db import TuningDatabase
+from profiles.tvm_adapter import tvm_version
+from profiles.tvm_compile import time_vm
 
 logger = logging.getLogger(__name__)
-
-MEASURED_RPC = "measured-rpc"
-REMOTE_RUNTIMES = ("tvm", "tvm-tuned")
-AARCH64_CC = "aarch64-linux-gnu-gcc"
 
 
 class RpcError(RuntimeError):
@@ -102,89 +116,6 @@ def tracker_status(tracker: str, connect_timeout_s: float = 5.0) -> TrackerStatu
 
 # --- compiling for a device --------------------------------------------------------------------
 
-def _local_arch() -> str:
-    return "aarch64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
-
-
-def compiler_for(hardware: HardwareClass, override: str | None = None) -> str | None:
-    """The compiler that links a library for `hardware` (None: TVM's default, the host's cc)."""
-    if override:
-        return override
-    if hardware.arch == _local_arch():
-        return None
-    if hardware.arch == "aarch64":
-        return AARCH64_CC
-    raise ValueError(f"{hardware.name}: no cross compiler known for {hardware.arch}; "
-                     "set `cc` for this device in the remote config")
-
-
-def check_compiler(cc: str | None) -> None:
-    """Raise FileNotFoundError naming the Debian package when the linker is missing."""
-    if cc is not None and shutil.which(cc) is None:
-        hint = " (Debian: apt-get install gcc-aarch64-linux-gnu)" if cc == AARCH64_CC else ""
-        raise FileNotFoundError(f"cross compiler {cc} not found{hint}")
-
-
-def export_library(executable, path: Path, cc: str | None) -> Path:
-    """`executable.export_library(path)`, linked by `cc` when cross compiling."""
-    if cc is None:
-        executable.export_library(str(path))
-    else:
-        from tvm.support import cc as tvm_cc
-
-        executable.export_library(str(path), fcompile=tvm_cc.cross_compiler(cc))
-    return path
-
-
-def compile_for_device(model, input_shapes: Mapping[str, list[int]], hardware: HardwareClass,
-                       out_dir: Path, *, cc: str | None = None, database: Path | None = None,
-                       timeout_s: float = 600.0) -> dict:
-    """Compile a (prepared) model for `hardware`'s target and link it as a shared library.
-
-    Runs in a child; returns {"lib": path, "memory_mb", "compile_s", "target"}. With `database`
-    the tuning database is applied (a `tvm-tuned` library). Raises the TVM adapter's typed
-    errors, or FileNotFoundError when the cross compiler is missing."""
-    from profiles.child import run_in_child
-    from profiles.onnx_prep import ensure_prepared, input_specs, model_name, save_model
-    from profiles.tvm_adapter import typed_error
-
-    check_compiler(cc)
-    model = ensure_prepared(model, input_shapes)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = save_model(model, out_dir / "model.onnx")
-    payload = {"model_path": str(model_path), "inputs": input_specs(model),
-               "target": dict(hardware.tvm_target or {}), "arch": hardware.arch, "cc": cc,
-               "database": str(database) if database else None,
-               "lib_path": str(out_dir / "model.so")}
-    try:
-        return run_in_child("profiles.rpc", "_child_compile", payload, timeout_s=timeout_s,
-                            log_path=out_dir / "compile.log", first_stage="import")
-    except ChildFailure as exc:
-        raise typed_error(exc, model_name(model)) from exc
-    finally:
-        model_path.unlink(missing_ok=True)
-
-
-def _child_compile(payload: dict, report) -> dict:
-    """In the child: import, compile (with the database if any), link for the device."""
-    from profiles.tuning import _light_tensor_intrin, compile_module
-
-    _light_tensor_intrin(payload["arch"])
-    report("import")
-    t0 = time.perf_counter()
-    report("compile")
-    executable, const_bytes, storage_bytes, target, note = compile_module(
-        payload["model_path"], payload["inputs"], payload["target"], payload["database"])
-    report("link")
-    export_library(executable, Path(payload["lib_path"]), payload["cc"])
-    from profiles.tvm_adapter import target_json
-
-    return {"lib": payload["lib_path"], "memory_mb": max(const_bytes + storage_bytes, 1) / 2**20,
-            "compile_s": time.perf_counter() - t0,
-            "target": dict(payload["target"]) if not note else target_json(target)}
-
-
 # --- jobs, progress, report --------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -226,62 +157,22 @@ class _Job:
     attempts: int = 0
 
 
-def _extra() -> dict[str, str]:
-    from profiles.tuning import _profile_extra
-
-    return {**_profile_extra(), "source": MEASURED_RPC}
-
-
-def remote_profile_key(source, hardware: str, runtime: str,
-                       config: MeasureConfig | None = None, digest: str | None = None) -> str:
-    """The ProfileCache key of a measured-rpc row (the profiler's key plus source=measured-rpc)."""
-    from profiles.cache import profile_key
-    from profiles.onnx_prep import model_digest
-    from profiles.tuning import _batch, _tvm_version
-
-    return profile_key(digest or model_digest(source.onnx_path), source.input_shapes, hardware,
-                       runtime,
-                       _batch(source.input_shapes), _tvm_version(), config or MeasureConfig(),
-                       _extra())
-
-
 def _lib_key(digest: str, source, hardware: HardwareClass, runtime: str, cc: str | None,
              records: int | None) -> str:
-    from profiles.tuning import _tvm_version
-
     fields = {"model": digest, "shapes": {k: list(v) for k, v in sorted(source.input_shapes.items())},
               "target": hardware.tvm_target, "runtime": runtime, "cc": cc, "records": records,
-              "tvm": _tvm_version(), "format": 1}
+              "tvm": tvm_version(), "format": 1}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def rows_table(rows: list[dict]) -> pd.DataFrame:
-    """A ProfileTable (column order and dtypes of `profiles.table`) from row dicts."""
-    from profiles.table import PROFILE_COLUMNS, empty_profile_table
-
-    typed = empty_profile_table()
-    if not rows:
-        return typed
-    df = pd.DataFrame(rows, columns=PROFILE_COLUMNS)
-    return df.astype({c: typed[c].dtype for c in PROFILE_COLUMNS}).reset_index(drop=True)
-
-
 def _problem(piece: str, runtime: str, hardware: str, error_type: str, message: str):
-    from profiles.profiler import ProfileProblem
-
     return ProfileProblem(piece, runtime, hardware, error_type, message)
 
 
 def _row(job: _Job, m: Measurement) -> dict:
-    from profiles import table as pt
-    from profiles.tuning import _batch, _now_utc, _tvm_version
-
-    return {
-        pt.PIECE: job.source.piece, pt.HARDWARE: job.hardware.name, pt.RUNTIME: job.runtime,
-        pt.BATCH: _batch(job.source.input_shapes), pt.LATENCY_MS_P50: m.latency_ms_p50,
-        pt.LATENCY_MS_P95: m.latency_ms_p95, pt.MEMORY_MB: m.memory_mb, pt.SOURCE: MEASURED_RPC,
-        pt.MEASURED_AT: _now_utc(), pt.TVM_VERSION: _tvm_version(), pt.ERROR_BAND: float("nan"),
-    }
+    return measured_row(job.source.piece, job.hardware.name, job.runtime,
+                        batch_of(job.source.input_shapes), m, source=MEASURED_RPC,
+                        tvm_version=tvm_version())
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -302,11 +193,6 @@ def measure_remote(
     cross compiler, a failed compile and lost devices become `report.problems`; the rows that
     were measured are in `report.table` and already in the cache. Raises `RpcError` when the
     tracker cannot be reached, `OnnxPrepError` for a model that cannot be prepared."""
-    from profiles.cache import ProfileCache
-    from profiles.onnx_prep import model_digest
-    from profiles.table import empty_profile_table
-    from profiles.tuning import TuningDatabase
-
     unknown = [r for r in runtimes if r not in REMOTE_RUNTIMES]
     if unknown:
         raise ValueError(f"cannot measure runtime(s) {unknown} remotely; "
@@ -424,9 +310,6 @@ def measure_remote(
 def _compiled_library(job: _Job, digest: str, prepared: dict, config: MeasureConfig,
                       progress: Callable[[str], None]) -> dict:
     """The job's library from the on-disk library cache, or compiled now (in a child)."""
-    from profiles.onnx_prep import prepare_onnx
-    from profiles.tuning import TuningDatabase
-
     cc = compiler_for(job.hardware, job.device.cc)
     lib_key = _lib_key(digest, job.source, job.hardware, job.runtime, cc, job.tuning_records)
     lib_dir = cache_root() / "rpc-libs" / lib_key
@@ -444,8 +327,6 @@ def _compiled_library(job: _Job, digest: str, prepared: dict, config: MeasureCon
                 if job.runtime == "tvm-tuned" else None)
     lib = compile_for_device(prepared[source.piece], source.input_shapes, job.hardware, lib_dir,
                              cc=cc, database=database, timeout_s=config.timeout_s)
-    from profiles.onnx_prep import input_specs
-
     lib["inputs"] = input_specs(prepared[source.piece])
     atomic_write_text(meta_path, json.dumps(lib, indent=1) + "\n")
     progress("compiled")
@@ -594,9 +475,6 @@ def _measure_job(remote, job: _Job, config: MeasureConfig, uploaded: set,
     import tvm
     from tvm import relax
 
-    from profiles.onnx_prep import random_feeds
-    from profiles.tuning import time_vm
-
     lib = job.lib or {}
     lib_path = Path(lib["lib"])
     name = f"{lib_path.parent.name[:16]}.so"
@@ -615,50 +493,3 @@ def _measure_job(remote, job: _Job, config: MeasureConfig, uploaded: set,
         job.runtime, samples_ms, memory_mb=lib["memory_mb"], memory_method="tvm-plan",
         runs_per_sample=runs, measure_s=measure_s, compile_s=lib.get("compile_s"),
         target=lib.get("target"))
-
-
-# --- rows for the profiler ---------------------------------------------------------------------
-
-def cached_remote_rows(pieces: Sequence, hardware: Sequence[str] | None = None,
-                       config: MeasureConfig | None = None, cache=None) -> list[dict]:
-    """Cached measured-rpc rows of `pieces` on the `hardware` classes (both TVM runtimes).
-
-    Matches `profiles.profiler.RowProvider`. A tvm-tuned row measured with an older state of the
-    database is still returned (the next `--tracker` run measures it again)."""
-    from profiles.cache import ProfileCache
-    from profiles.onnx_prep import model_digest
-
-    if not hardware:
-        return []
-    cache = cache if cache is not None else ProfileCache()
-    rows = []
-    for source in pieces:
-        try:
-            digest = model_digest(source.onnx_path)
-        except (OSError, ValueError):
-            continue
-        for name in dict.fromkeys(hardware):
-            for runtime in REMOTE_RUNTIMES:
-                entry = cache.get(remote_profile_key(source, name, runtime, config, digest))
-                if entry and isinstance(entry.get("row"), dict):
-                    rows.append({**entry["row"], "piece": source.piece})
-    return rows
-
-
-
-def merge_measured_rows(table: pd.DataFrame, rows: Sequence[Mapping]) -> pd.DataFrame:
-    """`table` plus measured rows: an estimated row of the same piece, hardware, runtime and batch
-    is dropped; a row already there with the same source is replaced (idempotent)."""
-    from profiles import table as pt
-
-    if not rows:
-        return table
-    extra = rows_table(list(rows))
-    identity = [pt.PIECE, pt.HARDWARE, pt.RUNTIME, pt.BATCH]
-    covered = set(map(tuple, extra[identity].itertuples(index=False)))
-    keep = [not (tuple(r) in covered and s == "estimated")
-            for r, s in zip(table[identity].itertuples(index=False), table[pt.SOURCE])]
-    merged = pd.concat([df for df in (table[keep], extra) if len(df)] or [extra],
-                       ignore_index=True)
-    merged = merged.drop_duplicates(identity + [pt.SOURCE], keep="last").reset_index(drop=True)
-    return rows_table(merged.to_dict("records"))

@@ -6,7 +6,7 @@
 
 For each zoo model (profiles/zoo.py) and each real exported model (profiles/exported.py; needs
 torch) it prints the p50 latency under TVM untuned, TVM tuned (when a `tvm-tuned` row for it is in
-the cache, found through `profiles.profiler.extra_row_providers`; otherwise "not tuned") and ONNX
+the cache, found through `profiles.providers.default_row_providers()`; otherwise "not tuned") and ONNX
 Runtime, as ratios to ONNX Runtime, with TVM's agreement with ONNX Runtime. Then it fits the
 estimator's efficiencies on every measured row (all batches) and reports leave-one-model-out
 errors: each model family (the zoo's and torch's ResNet-18 are one family, and so on) is left out
@@ -43,7 +43,6 @@ from profiles.hardware import local_hardware
 from profiles.measure import MeasureConfig
 from profiles.profiler import (
     PieceSource,
-    extra_row_providers,
     piece_kernel_stats,
     profile_pieces,
 )
@@ -98,12 +97,11 @@ def measure(pieces, tvm_batches, ort_batches, cache: ProfileCache, console: Cons
 
 
 def tuned_rows(pieces) -> dict[str, float]:
-    """p50 of a tvm-tuned row at batch 1 per piece, from the registered row providers."""
-    from profiles.tuning import register_row_providers
+    """p50 of a tvm-tuned row at batch 1 per piece, from the default row providers."""
+    from profiles.providers import default_row_providers
 
-    register_row_providers()  # cached tvm-tuned (and measured-rpc) rows
     found = {}
-    for provider in list(extra_row_providers):
+    for provider in default_row_providers():  # cached tvm-tuned (and measured-rpc) rows
         try:
             rows = provider(pieces, [local_hardware().name])
         except Exception as exc:  # noqa: BLE001 - report it and go on with the other providers

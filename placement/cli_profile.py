@@ -14,12 +14,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app (called by placement.cli)."""
     app.command()(profile)
     app.command()(tune)
-    try:  # cached tvm-tuned and measured-rpc rows reach `profile_pieces` (plan, demo, profile)
-        from profiles.tuning import register_row_providers
-
-        register_row_providers()
-    except ImportError:  # pragma: no cover - a profiler without the provider hook
-        pass
 
 
 def profile(
@@ -244,7 +238,9 @@ def _untuned_row(source, hardware: str):
     from profiles.cache import ProfileCache, profile_key
     from profiles.measure import MeasureConfig
     from profiles.onnx_prep import model_digest
-    from profiles.tuning import _batch, _profile_extra, _tvm_version
+    from profiles.rows import batch_of as _batch
+    from profiles.rows import profile_extra as _profile_extra
+    from profiles.tvm_adapter import tvm_version as _tvm_version
 
     key = profile_key(model_digest(source.onnx_path), source.input_shapes, hardware, "tvm",
                       _batch(source.input_shapes), _tvm_version(), MeasureConfig(), _profile_extra())

@@ -1,5 +1,5 @@
 """Batch sweeps: rows per batch (measured and estimated), fixed batch dims, the memory bound,
-and rows from registered providers (the tvm-tuned hook)."""
+and rows from the row providers passed in (tuned, remote)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from profiles.profiler import (
     PieceSource,
     batch_ladder,
     batch_mode,
-    extra_row_providers,
     profile_pieces,
     rebatched_shapes,
 )
@@ -152,12 +151,8 @@ def test_row_providers_are_appended_and_replace_estimates(tmp_path):
     def broken(pieces, hardware_names):
         raise RuntimeError("tuning database unreadable")
 
-    extra_row_providers.extend([tuned, broken])
-    try:
-        report = profile_pieces([source], ["arm-cortex-a76-4c"], runtimes=ORT, config=FAST)
-    finally:
-        extra_row_providers.remove(tuned)
-        extra_row_providers.remove(broken)
+    report = profile_pieces([source], ["arm-cortex-a76-4c"], runtimes=ORT, config=FAST,
+                            row_providers=[tuned, broken])
     table = validate_profile_table(report.table)
     assert seen == {"pieces": ["clf"], "hardware": [local_hardware().name, "arm-cortex-a76-4c"]}
     assert "tvm-tuned" in set(table[RUNTIME])

@@ -37,8 +37,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from profiles.calibration import Calibration, KernelStats, predict_ms
+from profiles.calibration import Calibration, predict_ms
 from profiles.hardware import HardwareClass
+from profiles.kernel_stats import KernelStats
 from profiles.table import (
     BATCH,
     ERROR_BAND,

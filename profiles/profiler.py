@@ -24,15 +24,10 @@ from profiles.batching import (  # noqa: F401 - batch_ladder ... rebatched_shape
     rebatched_shapes,
 )
 from profiles.cache import ProfileCache, profile_key, runtime_versions
-from profiles.calibration import (
-    Calibration,
-    KernelStats,
-    current_calibration,
-    kernel_stats_many,
-    stats_key,
-)
+from profiles.calibration import Calibration, current_calibration
 from profiles.estimate import calibrated_rows
 from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_hardware
+from profiles.kernel_stats import KernelStats, kernel_stats_many, stats_key
 from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
 from profiles.ort_adapter import OrtError, measure_onnxruntime

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import onnx
 
-from profiles.calibration import node_flops, tensor_shapes
+from profiles.kernel_stats import node_flops, tensor_shapes
 from profiles.onnx_prep import OnnxPrepError, graph_inputs, prepare_onnx
 
 HEAD, TAIL = "head", "tail"
@@ -215,7 +215,7 @@ def split_sources(source, tensor: str, directory: Path | None = None):
     the tensor, so a second call reuses them."""
     from profiles.onnx_prep import model_digest
     from profiles.paths import atomic_write_bytes, cache_root
-    from profiles.profiler import PieceSource
+    from profiles.pieces import PieceSource
 
     directory = Path(directory) if directory is not None else cache_root() / "split"
     digest = model_digest(source.onnx_path)

@@ -1,6 +1,6 @@
 """The catalog cache: fetched price tables on disk, merged over the embedded snapshot.
 
-Layout under `profiles.paths.cache_root()`:
+Layout under the project's cache root (`$PLACEMENT_CACHE_DIR`, else the user cache dir):
 
     catalog/<provider>/<region>.csv        an OfferTable, as fetched
     catalog/<provider>/<region>.meta.json  {fetched_at, source, sha256 of the CSV, rows,
@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,19 +33,42 @@ from typing import Literal
 
 import pandas as pd
 from filelock import FileLock, Timeout
+from platformdirs import user_cache_dir
 
 from pricing import table as ot
 from pricing.egress import Tier
 from pricing.fetch import FetchResult, PriceFetchError, Progress, fetch_offers, utc_now
-from profiles.paths import atomic_write_text, cache_root
 
+CACHE_ENV = "PLACEMENT_CACHE_DIR"  # the project's one cache root (profiles keep theirs there too)
+APP_NAME = "placement-optimizer"
 CATALOG_DIR = "catalog"
 LOCK_TIMEOUT_S = 600.0
 REFRESH_HINT = "refresh with `placement prices refresh` or pass an OfferTable CSV"
 
 
 def catalog_dir() -> Path:
-    return cache_root() / CATALOG_DIR
+    return Path(os.environ.get(CACHE_ENV) or user_cache_dir(APP_NAME)) / CATALOG_DIR
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a temp file beside `path`, then rename it over `path`: a reader (or a crash) sees the
+    old file or the new one, never half of one; a failed write leaves no temp file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                     prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        tmp = Path(f.name)
+        try:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def csv_path(provider: str, region: str) -> Path:
@@ -99,7 +124,7 @@ def write_entry(result: FetchResult) -> Path:
     """Store a fetch atomically: the CSV, then its meta naming the CSV's sha256."""
     path = csv_path(result.provider, result.region)
     text = result.offers[ot.OFFER_COLUMNS].to_csv(index=False)
-    atomic_write_text(path, text)
+    _write_atomically(path, text)
     tiers = None if result.egress_tiers is None else [
         [None if math.isinf(w) else w, p] for w, p in result.egress_tiers]
     meta = {
@@ -109,7 +134,7 @@ def write_entry(result: FetchResult) -> Path:
         "rows": len(result.offers), "warnings": list(result.warnings),
         "egress_tiers": tiers,
     }
-    atomic_write_text(meta_path(result.provider, result.region),
+    _write_atomically(meta_path(result.provider, result.region),
                       json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 

@@ -88,7 +88,7 @@ def test_a_crash_while_writing_leaves_the_old_file(monkeypatch):
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr("profiles.paths.os.replace", crash)
+        patch.setattr("pricing.cache.os.replace", crash)
         with pytest.raises(OSError):
             cache.refresh("aws", REGION, fetch=Fetcher(fetched(hourly=0.3)))
     assert cache.csv_path("aws", REGION).read_bytes() == before

@@ -197,6 +197,58 @@ def list_offers(offers_csv: str | Path | None = None, *, max_age_days: int | Non
     return selected, warnings
 
 
+def refresh_prices(provider: str, region: str, *, instance_types=None, max_age_days=None,
+                   on_progress=None):
+    """Fetch one provider region's current prices into the catalog cache; a failed fetch keeps
+    the previous prices and says so in the result (`status`, `warnings`)."""
+    from pricing.cache import refresh
+    from pricing.fetch import PROVIDER_MODULES, PriceFetchError
+
+    if provider not in PROVIDER_MODULES:
+        raise PriceFetchError(f"prices refresh: --provider must be one of {', '.join(PROVIDER_MODULES)}")
+    return refresh(provider, region, instance_types=instance_types, max_age_days=max_age_days,
+                   on_progress=on_progress)
+
+
+def profile_store():
+    """The rows measured on this machine and imported (list, export, import)."""
+    from profiles.cache import ProfileCache
+
+    cache = ProfileCache()
+    cache.sync_store()  # rows measured before the store existed
+    return cache.store
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write an output file atomically; a path that cannot be written is one line naming it."""
+    from profiles.paths import atomic_write_text
+
+    path = Path(path)
+    try:
+        atomic_write_text(path, text)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory; give a file path") from None
+    except (NotADirectoryError, FileNotFoundError, FileExistsError):
+        raise InputError(f"{path}: cannot write here (its folder does not exist or is a file)") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def write_outputs(outcome: PlanOutcome, plan_path: str | Path | None = None,
+                  summary_path: str | Path | None = None) -> None:
+    """plan.json (for deployers) and the Markdown summary, from the same plan."""
+    from placement.report import markdown_summary
+
+    if plan_path:
+        write_text(plan_path, outcome.plan.model_dump_json(indent=2) + "\n")
+    if summary_path:
+        write_text(summary_path, markdown_summary(outcome.plan))
+
+
+def plans_json(plans: list[Plan]) -> str:
+    return "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
+
+
 def candidate_hardware(spec: ApplicationSpec, offers: pd.DataFrame) -> list[str]:
     """Hardware classes behind the offers the spec allows: what must be profiled."""
     return sorted(set(candidate_offers(spec, offers)[ot.HARDWARE]))

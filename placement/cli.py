@@ -183,16 +183,6 @@ def _print_plan(plan) -> None:
               f"(provisional estimates, see the error band)")
 
 
-def _write_outputs(outcome, plan_path: Optional[Path], summary_path: Optional[Path]) -> None:
-    from placement.report import markdown_summary
-    from profiles.paths import atomic_write_text
-
-    if plan_path:
-        outcome.plan.write(plan_path)
-    if summary_path:
-        atomic_write_text(summary_path, markdown_summary(outcome.plan))
-
-
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("placement-out"), "--out", help="where plan.json and summary.md go"),
@@ -206,7 +196,7 @@ def demo(
     _profile(ws, not as_json)
     outcome = ws.plan()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_outputs(outcome, out_dir / "plan.json", out_dir / "summary.md")
+    api.write_outputs(outcome, out_dir / "plan.json", out_dir / "summary.md")
     if as_json:
         print(outcome.plan.model_dump_json(indent=2))
         return
@@ -244,11 +234,12 @@ def plan(
     ws.spec_with(overrides)  # a bad flag fails before minutes of profiling
     _profile(ws, not as_json)
     outcome = ws.plan(overrides, objective=objective)
-    _write_outputs(outcome, output, summary)
     if as_json:
         print(outcome.plan.model_dump_json(indent=2))
     else:
         _print_plan(outcome.plan)
+    api.write_outputs(outcome, output, summary)  # after printing: a bad path loses no result
+    if not as_json:
         out.print(f"wrote {output}")
     if not outcome.plan.feasible:
         raise typer.Exit(1)
@@ -264,17 +255,16 @@ def frontier(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The cost-latency Pareto set: sweep the SLO, keep the non-dominated plans."""
+    from placement import api
     from placement.rows import frontier_rows
 
     ws = _workspace(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv)
     _profile(ws, not as_json)
     plans = ws.frontier(max_points=points)
     spec = ws.spec
-    payload = "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
+    payload = api.plans_json(plans)
     if output:
-        from profiles.paths import atomic_write_text
-
-        atomic_write_text(output, payload + "\n")
+        api.write_text(output, payload + "\n")
     if as_json:
         print(payload)
         return

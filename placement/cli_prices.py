@@ -95,17 +95,15 @@ def refresh(
     Azure: prices are public; specs need AZURE_SUBSCRIPTION_ID and a credential, else the snapshot's.
     On failure the previous prices stay in use and the command exits with 2.
     """
-    from pricing.cache import refresh as refresh_region
-    from pricing.fetch import PROVIDER_MODULES, PriceFetchError
+    from placement import api
+    from pricing.fetch import PriceFetchError
 
-    if provider not in PROVIDER_MODULES:
-        raise PriceFetchError(f"prices refresh: --provider must be one of {', '.join(PROVIDER_MODULES)}")
     failures = []
     with _status_line(not quiet and err.is_terminal) as on_progress:
         for region in regions:
             on_progress(f"{provider} {region}: starting")
-            result = refresh_region(provider, region, instance_types=instance_types or None,
-                                    max_age_days=max_age_days, on_progress=on_progress)
+            result = api.refresh_prices(provider, region, instance_types=instance_types or None,
+                                        max_age_days=max_age_days, on_progress=on_progress)
             _warn(result.warnings if result.ok else result.warnings[1:])
             if result.status == "fetched":
                 out.print(f"{provider} {region}: {result.rows} offers fetched {result.fetched_at} "

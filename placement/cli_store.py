@@ -27,11 +27,9 @@ EXIT_INPUT = 2
 
 
 def _store():
-    from profiles.cache import ProfileCache
+    from placement import api
 
-    cache = ProfileCache()
-    cache.sync_store()  # rows measured before the store existed
-    return cache.store
+    return api.profile_store()
 
 
 def _filters(piece, hardware, source, runtime) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from profiles.batching import (  # noqa: F401 - batch_ladder ... rebatched_shapes: re-exported
+from profiles.batching import (
     batch_ladder,
     batch_mode,
     batch_plan,

@@ -327,6 +327,7 @@ from placement.cli_store import profiles_app  # noqa: E402
 app.add_typer(prices_app, name="prices")
 app.add_typer(profiles_app, name="profiles")
 _register_profile_commands(app)
+__import__("placement.cli_export").cli_export.register(app)  # placement export
 __import__("placement.cli_report").cli_report.register(app)  # placement report
 
 if __name__ == "__main__":  # pragma: no cover

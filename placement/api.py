@@ -13,26 +13,43 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from placement.evaluate import Evaluation, evaluate, resolve_assignment
+from placement.outputs import plans_json, write_outputs, write_text
+from placement.overrides import Objective, Overrides, apply_overrides
 from placement.plan import Plan, make_plan
-from placement.problem import Problem, build_problem, candidate_offers
+from placement.problem import Problem, build_problem
 from placement.resolve import ResolvedModel, check_hardware_ids, resolve_models
 from placement.solver import SolveResult, solve
-from placement.spec import ApplicationSpec, CloudCandidate, SpecError, load_spec, parse_spec
-from pricing import table as ot
+from placement.spec import ApplicationSpec, SpecError, load_spec
+from placement.tables import (
+    InputError,
+    candidate_hardware,
+    demo_spec_path,
+    example_spec_paths,
+    list_offers,
+    load_offers,
+    load_profiles,
+    parse_assignments,
+    parse_batches,
+    profile_store,
+    read_csv,
+    refresh_prices,
+    select_offers_in,
+    team_offers,
+    tvm_version_of,
+)
 from profiles import table as pt
-from profiles.errors import UserError
+from profiles.providers import default_row_providers
 
-Objective = Literal["cost", "latency"]
-
-
-class InputError(UserError):
-    """A user-supplied file or value the tool cannot use; `str()` is the one line shown."""
+__all__ = [
+    "InputError", "Objective", "Overrides", "PlanOutcome", "Workspace", "apply_overrides",
+    "candidate_hardware", "demo_spec_path", "example_spec_paths", "list_offers", "load_offers",
+    "load_profiles", "parse_assignments", "parse_batches", "plans_json", "profile_store", "read_csv",
+    "refresh_prices", "select_offers_in", "team_offers", "tvm_version_of", "write_outputs", "write_text",
+]
 
 
 @dataclass
@@ -42,237 +59,6 @@ class PlanOutcome:
     result: SolveResult
     evaluation: Evaluation | None
     spec: ApplicationSpec | None = None
-
-
-class Overrides(BaseModel):
-    """What a user moves in a what-if; None leaves the spec's value. Maps and lists replace the
-    spec's (`rtt_ms` and `discount_percent` are merged into it, a region at a time)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    slo_ms: Annotated[float, Field(gt=0)] | None = None
-    percentile: Literal[50, 90, 95, 99] | None = None
-    min_site_share: Annotated[float, Field(gt=0, le=1)] | None = None
-    budget_usd: Annotated[float, Field(gt=0)] | None = None
-    sites: Annotated[int, Field(gt=0)] | None = None
-    rate_per_site_rps: Annotated[float, Field(gt=0)] | None = None
-    uplink_mbps: Annotated[float, Field(gt=0)] | None = None
-    downlink_mbps: Annotated[float, Field(gt=0)] | None = None
-    rtt_ms: dict[str, Annotated[float, Field(ge=0)]] | None = None
-    pricing_model: Literal["on-demand", "spot", "reserved-1y", "reserved-3y"] | None = None
-    discount_percent: dict[str, Annotated[float, Field(ge=0, lt=100)]] | None = None
-    edge_devices: list[str] | None = Field(default=None, description="the candidate edge devices")
-    cloud: list[CloudCandidate] | None = Field(default=None, description="the candidate cloud offers")
-    objective: Objective | None = None
-    estimated_latency: Literal["nominal", "upper-band"] | None = None
-
-
-def apply_overrides(spec: ApplicationSpec, overrides: Overrides | None) -> ApplicationSpec:
-    """The spec as the overrides edit it, validated like a spec from a file (a bad value is a
-    `SpecError` naming the spec field, e.g. `slo.latency_ms`)."""
-    if overrides is None:
-        return spec
-    o = overrides
-    data = spec.model_dump(mode="json", by_alias=True)
-    edits = [(("slo", "latency_ms"), o.slo_ms), (("slo", "percentile"), o.percentile),
-             (("slo", "min_site_share"), o.min_site_share), (("monthly_budget_usd",), o.budget_usd),
-             (("load", "sites"), o.sites), (("load", "rate_per_site_rps"), o.rate_per_site_rps),
-             (("network", "uplink_mbps"), o.uplink_mbps), (("network", "downlink_mbps"), o.downlink_mbps),
-             (("hardware", "pricing_model"), o.pricing_model), (("hardware", "edge"), o.edge_devices),
-             (("solver", "estimated_latency"), o.estimated_latency)]
-    if o.cloud is not None:
-        edits.append((("hardware", "cloud"), [c.model_dump(mode="json") for c in o.cloud]))
-    if o.rtt_ms:
-        edits.append((("network", "rtt_ms"), {**data["network"]["rtt_ms"], **o.rtt_ms}))
-    if o.discount_percent is not None:
-        edits.append((("hardware", "discount_percent"),
-                      {**data["hardware"]["discount_percent"], **o.discount_percent}))
-    changed = False
-    for path, value in edits:
-        if value is None:
-            continue
-        node = data
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-        changed = True
-    if not changed:
-        return spec
-    return parse_spec(data, origin="overrides")
-
-
-def load_offers(offers_csv: str | Path | None = None) -> pd.DataFrame:
-    """Refreshed prices from the catalog cache over the embedded snapshot, or a user's OfferTable
-    CSV (DESIGN.md columns). Warnings (unreadable cache files) ride in `df.attrs["warnings"]`."""
-    if offers_csv is None:
-        from pricing.cache import load_offers as cached_offers
-
-        offers, warnings = cached_offers()
-        offers.attrs["warnings"] = warnings
-        return offers
-    return ot.validate_offer_table(read_csv(offers_csv), origin=str(offers_csv))
-
-
-def load_profiles(profiles_csv: str | Path) -> pd.DataFrame:
-    return pt.validate_profile_table(read_csv(profiles_csv), origin=str(profiles_csv))
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-
-
-def team_offers(spec: ApplicationSpec, base_dir: Path | None, offers: pd.DataFrame) -> pd.DataFrame:
-    """The offers at the team's own prices: the spec's override CSV, then its discounts."""
-    hw = spec.hardware
-    if hw.price_overrides:
-        from pricing.overrides import apply_overrides as apply_price_overrides
-
-        path = Path(hw.price_overrides)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise InputError(f"hardware.price_overrides: {path}: no such file")
-        offers = apply_price_overrides(offers, path)
-    if hw.discount_percent:
-        from pricing.overrides import apply_discounts
-
-        offers = apply_discounts(offers, dict(hw.discount_percent))
-    return offers
-
-
-def parse_assignments(items: list[str]) -> dict[str, str]:
-    """`["piece=offer[/runtime][/rN]", ...]` -> {piece: offer}, as `evaluate` takes them."""
-    wanted = {}
-    for item in items:
-        if "=" not in item:
-            raise InputError(f"--assign {item!r}: expected piece=offer")
-        piece, offer = item.split("=", 1)
-        wanted[piece.strip()] = offer.strip()
-    return wanted
-
-
-def parse_batches(text: str | None) -> tuple[int, ...] | None:
-    """'1,2,4,8' -> (1, 2, 4, 8); None stays None (profile the spec's shapes as given)."""
-    if not text:
-        return None
-    try:
-        values = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise InputError(f"--batches: expected comma-separated positive integers, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise InputError(f"--batches: batch sizes must be positive, got {text!r}")
-    return values
-
-
-def select_offers_in(offers: pd.DataFrame, *, tiers=None, **filters) -> pd.DataFrame:
-    from pricing.query import select_offers
-
-    sel = select_offers(offers, **filters)
-    return sel[sel[ot.TIER].isin(list(tiers))] if tiers else sel
-
-
-def list_offers(offers_csv: str | Path | None = None, *, max_age_days: int | None = None,
-                **filters) -> tuple[pd.DataFrame, list[str]]:
-    """The offers the planner can buy (fetched prices over the snapshot, or a CSV), filtered,
-    with warnings about prices older than `max_age_days`. No spec needed."""
-    from pricing.cache import load_offers as cached_offers
-    from pricing.cache import stale_price_warning
-
-    if offers_csv is not None:
-        offers = load_offers(offers_csv)
-        warnings = [] if max_age_days is None else [
-            w for d in sorted(set(offers[ot.PRICE_DATE].astype(str)))
-            if (w := stale_price_warning(d, max_age_days))]
-    else:
-        offers, warnings = cached_offers(max_age_days=max_age_days)
-    selected = select_offers_in(offers, **filters)
-    if selected.empty:
-        raise InputError("prices: no offers match these filters")
-    return selected, warnings
-
-
-def refresh_prices(provider: str, region: str, *, instance_types=None, max_age_days=None,
-                   on_progress=None):
-    """Fetch one provider region's current prices into the catalog cache; a failed fetch keeps
-    the previous prices and says so in the result (`status`, `warnings`)."""
-    from pricing.cache import refresh
-    from pricing.fetch import PROVIDER_MODULES, PriceFetchError
-
-    if provider not in PROVIDER_MODULES:
-        raise PriceFetchError(f"prices refresh: --provider must be one of {', '.join(PROVIDER_MODULES)}")
-    return refresh(provider, region, instance_types=instance_types, max_age_days=max_age_days,
-                   on_progress=on_progress)
-
-
-def profile_store():
-    """The rows measured on this machine and imported (list, export, import)."""
-    from profiles.cache import ProfileCache
-
-    cache = ProfileCache()
-    cache.sync_store()  # rows measured before the store existed
-    return cache.store
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write an output file atomically; a path that cannot be written is one line naming it."""
-    from profiles.paths import atomic_write_text
-
-    path = Path(path)
-    try:
-        atomic_write_text(path, text)
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory; give a file path") from None
-    except (NotADirectoryError, FileNotFoundError, FileExistsError):
-        raise InputError(f"{path}: cannot write here (its folder does not exist or is a file)") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-
-
-def write_outputs(outcome: PlanOutcome, plan_path: str | Path | None = None,
-                  summary_path: str | Path | None = None) -> None:
-    """plan.json (for deployers) and the Markdown summary, from the same plan."""
-    from placement.report import markdown_summary
-
-    if plan_path:
-        write_text(plan_path, outcome.plan.model_dump_json(indent=2) + "\n")
-    if summary_path:
-        write_text(summary_path, markdown_summary(outcome.plan))
-
-
-def plans_json(plans: list[Plan]) -> str:
-    return "[" + ",\n".join(p.model_dump_json(indent=2) for p in plans) + "]"
-
-
-def candidate_hardware(spec: ApplicationSpec, offers: pd.DataFrame) -> list[str]:
-    """Hardware classes behind the offers the spec allows: what must be profiled."""
-    return sorted(set(candidate_offers(spec, offers)[ot.HARDWARE]))
-
-
-def tvm_version_of(profiles: pd.DataFrame) -> str | None:
-    versions = sorted({str(v) for v in profiles[pt.TVM_VERSION].dropna() if str(v)})
-    return ", ".join(versions) if versions else None
-
-
-def demo_spec_path() -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("placement") / "data" / "demo.yaml"))
-
-
-def example_spec_paths() -> dict[str, Path]:
-    """The bundled examples by name: the demo and every spec under examples/ in a source tree."""
-    found = {"demo": demo_spec_path()}
-    examples = Path(__file__).resolve().parents[1] / "examples"
-    if examples.is_dir():
-        for path in sorted(examples.glob("*.yaml")):
-            found[path.stem] = path
-    return found
 
 
 @dataclass
@@ -299,6 +85,7 @@ class Workspace:
     _pieces: list | None = field(default=None, repr=False)
     _problems: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _team_offers: dict = field(default_factory=dict, repr=False)
+    _profiled: bool = field(default=False, repr=False)  # profiles came from the profiler
 
     # -- making one -------------------------------------------------------------------------
 
@@ -379,14 +166,12 @@ class Workspace:
         (table and problems) and keeps its table for planning."""
         from profiles.profiler import profile_pieces
 
-        providers = self.row_providers
-        if providers is None:
-            providers = tuple(_default_row_providers())
+        providers = default_row_providers() if self.row_providers is None else self.row_providers
         report = profile_pieces(self.pieces, hardware or self.hardware(), config=self.profile_config,
-                                on_progress=progress, batches=self.batches,
-                                **_provider_kwargs(providers))
+                                on_progress=progress, batches=self.batches, row_providers=providers)
         self.profiles_table = report.table
         self.profile_problems = list(report.problems)
+        self._profiled = True
         self._problems.clear()
         return report
 
@@ -399,12 +184,38 @@ class Workspace:
     def _profiles_for(self, spec: ApplicationSpec) -> pd.DataFrame:
         """The profiles, extended when a what-if adds hardware nobody profiled yet."""
         profiles = self.profiles
-        if self.io_bytes is not None and self._models is None:
-            return profiles  # tables handed in: nothing to profile from
         missing = set(self.hardware(spec)) - set(profiles[pt.HARDWARE])
-        if missing and not profiles.empty and (profiles[pt.SOURCE] != "imported").all():
+        if missing and self._profiled:
             profiles = self.profile(hardware=sorted(set(self.hardware()) | set(self.hardware(spec))))
         return profiles
+
+    def profile_remote(self, tracker: str | None = None, remote_config: Path | None = None,
+                       progress=None) -> list[str]:
+        """Also measure every piece on the devices of a TVM RPC tracker (rows `measured-rpc`,
+        merged into the profiles); returns warning lines for measurements that failed."""
+        from placement.jobs import remote_config as load_remote
+        from placement.jobs import remote_rows
+        from profiles.rows import merge_rows
+
+        config, tracker = load_remote(remote_config, tracker)
+        rows, warnings = remote_rows(self.pieces, tracker, config, on_progress=progress)
+        self.profiles_table = merge_rows(self.profiles, rows)
+        self._problems.clear()
+        return warnings
+
+    def tune(self, *, budget: str | float = "20m", hardware: str | None = None,
+             pieces: list[str] | None = None, trials_per_task: int | None = None, progress=None,
+             cancel=None):
+        """Tune pieces with MetaSchedule within a time budget (split equally over the pieces);
+        the next plan picks the tuned rows up (profiles are re-read from the warm cache)."""
+        from placement.jobs import select_pieces, tune_pieces
+
+        outcome = tune_pieces(select_pieces(self.pieces, pieces), budget=budget, hardware=hardware,
+                              trials_per_task=trials_per_task, on_progress=progress, cancel=cancel)
+        if outcome.results and self._profiled:
+            self.profiles_table = None  # tuned rows arrive through the row providers
+            self._problems.clear()
+        return outcome
 
     # -- offers -----------------------------------------------------------------------------
 
@@ -518,25 +329,3 @@ class Workspace:
         )
         plan = self._make_plan(problem, result, evaluation)
         return PlanOutcome(plan, problem, result, evaluation, spec)
-
-
-def _default_row_providers() -> list:
-    """Cached tvm-tuned and measured-rpc rows, found by content for the pieces profiled."""
-    try:
-        from profiles.providers import default_row_providers
-    except ImportError:  # pragma: no cover - TEMPORARY until the profiles refactor lands
-        from profiles.tuning import register_row_providers
-
-        register_row_providers()
-        return []
-    return list(default_row_providers())
-
-
-def _provider_kwargs(providers) -> dict:
-    import inspect
-
-    from profiles.profiler import profile_pieces
-
-    if "row_providers" in inspect.signature(profile_pieces).parameters:
-        return {"row_providers": tuple(providers)}
-    return {}

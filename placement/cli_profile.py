@@ -31,26 +31,22 @@ def profile(
 
     With --tracker, every device of the tracker that the remote config maps to a hardware class
     also measures every model (rows with source measured-rpc, cached as they finish)."""
-    from placement.cli import _load, _offers, _profiles_for, out, parse_batches
+    from placement import api
+    from placement.cli import _profile, _warn, _workspace, err, out
 
-    spec, base_dir = _load(spec_path)
-    offers = _offers(offers_csv)
-    config = _remote_config(remote_config) if (tracker or remote_config) else None
-    tracker = tracker or (config.tracker if config is not None else None)
-    if remote_config is not None and not tracker:
-        from placement.api import InputError
+    ws = _workspace(spec_path, offers_csv=offers_csv, batches=batches)
+    if tracker or remote_config:
+        from placement.jobs import remote_config as check_remote
 
-        raise InputError(f"{remote_config}: no tracker: pass --tracker HOST:PORT or set `tracker:`")
-    if tracker:
-        _check_tracker(tracker)  # before minutes of local profiling
-    table, _ = _profiles_for(spec, base_dir, offers, None, not as_json, parse_batches(batches))
-    table = _with_cached_rows(table, spec, base_dir)
-    if tracker:
-        table = _with_remote_rows(table, spec, base_dir, tracker, config, not as_json)
+        check_remote(remote_config, tracker)  # before minutes of local profiling
+    _profile(ws, not as_json)
+    if tracker or remote_config:
+        with _remote_progress(not as_json, err) as on_progress:
+            _warn(ws.profile_remote(tracker, remote_config, on_progress))
+    table = ws.profiles
+    spec = ws.spec
     if output:
-        from profiles.paths import atomic_write_text
-
-        atomic_write_text(output, table.to_csv(index=False))
+        api.write_text(output, table.to_csv(index=False))
     if as_json:
         print(table.to_json(orient="records", indent=2))
         return
@@ -64,61 +60,6 @@ def profile(
         t.add_row(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], f"{r[pt.LATENCY_MS_P50]:.2f}",
                   f"{r[pt.LATENCY_MS_P95]:.2f}", f"{r[pt.MEMORY_MB]:.0f}", src)
     out.print(t)
-
-
-def _check_tracker(tracker: str) -> None:
-    from placement.api import InputError
-    from profiles.remote import RemoteConfigError
-    from profiles.rpc import RpcError, tracker_status
-
-    try:
-        tracker_status(tracker)
-    except (RpcError, RemoteConfigError) as exc:
-        raise InputError(str(exc)) from None
-
-
-def _remote_config(path: Optional[Path]):
-    from placement.api import InputError
-    from profiles.remote import RemoteConfig, RemoteConfigError, load_remote_config
-
-    try:
-        return load_remote_config(path) if path is not None else RemoteConfig()
-    except RemoteConfigError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _with_cached_rows(table, spec, base_dir):
-    """Add cached tvm-tuned / measured-rpc rows when the profiler did not already (idempotent)."""
-    from placement import api
-    from profiles.rpc import cached_remote_rows, merge_measured_rows
-    from profiles.tuning import cached_tuned_rows
-
-    pieces = api.piece_sources(spec, base_dir)
-    hardware = sorted(set(table["hardware"])) if len(table) else None
-    rows = cached_tuned_rows(pieces, hardware) + cached_remote_rows(pieces, hardware)
-    return merge_measured_rows(table, rows) if rows else table
-
-
-def _with_remote_rows(table, spec, base_dir, tracker: str, config, show_progress: bool):
-    from placement import api
-    from placement.api import InputError
-    from placement.cli import err
-    from profiles.remote import RemoteConfigError
-    from profiles.rpc import RpcError, measure_remote, merge_measured_rows
-
-    pieces = api.piece_sources(spec, base_dir)
-    with _remote_progress(show_progress, err) as on_progress:
-        try:
-            report = measure_remote(pieces, tracker, config, on_progress=on_progress)
-        except (RpcError, RemoteConfigError) as exc:
-            raise InputError(str(exc)) from None
-    for problem in report.problems:
-        print(f"warning: {problem.piece} on {problem.hardware} ({problem.runtime}): "
-              f"{problem.error_type}: {problem.message}", file=sys.stderr)
-    if not report.devices and not len(report.table):
-        print(f"warning: no device of the tracker at {tracker} is mapped to a hardware class "
-              "(see --remote-config)", file=sys.stderr)
-    return merge_measured_rows(table, report.table.to_dict("records"))
 
 
 class _remote_progress:
@@ -170,59 +111,17 @@ def tune(
     what an interrupted run left, and a larger budget tunes further."""
     import time
 
-    from placement import api
-    from placement.api import InputError
-    from placement.cli import _load, err, out
-    from profiles.measure import NotMeasurableHereError
-    from profiles.tuning import TuningBusyError, TuningError, parse_budget, tune_piece
+    from placement.cli import _warn, _workspace, err, out
 
-    try:
-        budget_s = parse_budget(budget)
-    except ValueError as exc:
-        raise InputError(f"--budget: {exc}") from None
-    if trials_per_task is not None and trials_per_task < 1:
-        raise InputError("--trials-per-task: must be at least 1")
-    spec, base_dir = _load(spec_path)
-    pieces = api.piece_sources(spec, base_dir)
-    if piece:
-        unknown = sorted(set(piece) - {p.piece for p in pieces})
-        if unknown:
-            raise InputError(f"--piece: unknown piece(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(p.piece for p in pieces)}")
-        pieces = [p for p in pieces if p.piece in piece]
-    if hardware is not None:
-        from profiles.hardware import hardware_catalog
-
-        if hardware not in hardware_catalog():
-            raise InputError(f"--hardware: unknown hardware class {hardware!r}")
-
-    results, failed = [], []
+    ws = _workspace(spec_path)
     started = time.monotonic()
-    share = budget_s / max(1, len(pieces))  # fixed shares: a re-run resumes each piece's plan
     with _tune_progress(not as_json, err) as on_progress:
-        for source in pieces:
-            try:
-                results.append(tune_piece(source, hardware, share, trials_per_task=trials_per_task,
-                                          on_progress=on_progress))
-            except NotMeasurableHereError as exc:
-                raise InputError(f"--hardware: {exc} (tuning runs trials on this machine)") from None
-            except TuningBusyError as exc:
-                raise InputError(str(exc)) from None
-            except TuningError as exc:
-                failed.append((source.piece, str(exc)))
-            except Exception as exc:  # noqa: BLE001 - a TVM error on one piece: go on with the rest
-                from profiles.tvm_adapter import TvmError
-
-                if not isinstance(exc, TvmError):
-                    raise
-                failed.append((source.piece, str(exc)))
-    for name, message in failed:
-        print(f"warning: {name}: not tuned: {message}", file=sys.stderr)
-    for r in results:
-        if r.trials_run == 0 and r.spent_before_s >= r.budget_s - 1:
-            print(f"note: {r.piece}: its budget on {r.hardware} was spent by earlier runs "
-                  f"({r.spent_before_s:.0f} s of {r.budget_s:.0f} s); give a larger --budget "
-                  "to tune further", file=sys.stderr)
+        outcome = ws.tune(budget=budget, hardware=hardware, pieces=piece, trials_per_task=trials_per_task,
+                          progress=on_progress)
+    _warn(f"{name}: not tuned: {message}" for name, message in outcome.failed)
+    for note in outcome.notes():
+        print(f"note: {note}", file=sys.stderr)
+    results, failed, budget_s, spec = outcome.results, outcome.failed, outcome.budget_s, ws.spec
     if as_json:
         import json
 
@@ -231,21 +130,6 @@ def tune(
         out.print(_result_table(spec.name, results, budget_s, time.monotonic() - started))
     if failed and not results:
         raise typer.Exit(1)
-
-
-def _untuned_row(source, hardware: str):
-    """The cached untuned TVM row of a piece on `hardware`, if profiled with default settings."""
-    from profiles.cache import ProfileCache, profile_key
-    from profiles.measure import MeasureConfig
-    from profiles.onnx_prep import model_digest
-    from profiles.rows import batch_of as _batch
-    from profiles.rows import profile_extra as _profile_extra
-    from profiles.tvm_adapter import tvm_version as _tvm_version
-
-    key = profile_key(model_digest(source.onnx_path), source.input_shapes, hardware, "tvm",
-                      _batch(source.input_shapes), _tvm_version(), MeasureConfig(), _profile_extra())
-    entry = ProfileCache().get(key)
-    return entry.get("row") if isinstance(entry, dict) else None
 
 
 def _result_json(r) -> dict:
@@ -284,12 +168,9 @@ def _ms(value: float) -> str:
 
 
 def _untuned_row_safe(result):
-    if result.source is None:
-        return None
-    try:
-        return _untuned_row(result.source, result.hardware)
-    except (OSError, ValueError):
-        return None
+    from placement.jobs import untuned_row
+
+    return None if result.source is None else untuned_row(result.source, result.hardware)
 
 
 class _tune_progress:

@@ -215,3 +215,45 @@ solver: {{time_limit_s: 5}}
     assert len(calls) == 1
     sources = set(ws.profiles[pt.SOURCE])
     assert "measured-local" in sources and "estimated" in sources
+
+
+def test_tuned_rows_reach_a_workspace_plan_when_a_tuning_database_exists(tmp_path, monkeypatch):
+    """No CLI and no registry: a Workspace tunes, and a fresh Workspace plans with the tuned row."""
+    from test_tuning import two_kernel_model
+
+    from profiles.hardware import local_hardware
+
+    monkeypatch.setenv("PLACEMENT_CACHE_DIR", str(tmp_path / "cache"))
+    two_kernel_model(tmp_path / "two.onnx")
+    local = local_hardware().name
+    spec = tmp_path / "app.yaml"
+    spec.write_text(f"""name: tuned
+models:
+  - {{name: two, onnx: two.onnx, inputs: {{x: [1, 64]}}}}
+dataflow:
+  - {{from: source, to: two, bytes: 256}}
+  - {{from: two, to: sink}}
+load: {{sites: 1, rate_per_site_rps: 1.0}}
+slo: {{latency_ms: 300, percentile: 95}}
+monthly_budget_usd: 1000
+hardware:
+  edge: [rpi5-8gb]
+  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
+network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
+solver: {{time_limit_s: 5}}
+""")
+    before = api.Workspace.open(spec)
+    assert "tvm-tuned" not in set(before.profiles[pt.RUNTIME])
+    outcome = before.tune(budget="2m", trials_per_task=2)
+    assert [r.piece for r in outcome.results] == ["two"] and not outcome.failed
+    tuned = outcome.results[0].row
+    assert tuned["runtime"] == "tvm-tuned" and tuned["hardware"] == local
+
+    fresh = api.Workspace.open(spec)  # a new Workspace finds the tuned row through its providers
+    rows = fresh.profiles[(fresh.profiles[pt.RUNTIME] == "tvm-tuned") & (fresh.profiles[pt.HARDWARE] == local)]
+    assert len(rows) == 1
+    assert rows[pt.LATENCY_MS_P50].iloc[0] == pytest.approx(tuned["latency_ms_p50"], rel=1e-6)
+    plan = fresh.plan(analyse=False).plan
+    assert plan.feasible
+    # the tuned row is in the table the planner chose from
+    assert "tvm-tuned" in set(before.profiles[pt.RUNTIME])  # the tuning Workspace re-read it too

@@ -66,7 +66,7 @@ def _export(spec_path, plan_path, output, check, profiles_csv, offers_csv) -> No
     manifest = export_bundle(ws, plan, output, progress=lambda msg: print(msg, file=sys.stderr))
     for note in manifest.notes:
         print(f"note: {note}", file=sys.stderr)
-    size = sum(f.bytes for f in manifest.files)
-    print(f"wrote {output}: {len(manifest.files)} files, {size / 2**20:.1f} MiB, "
+    size = sum({f.sha256: f.bytes for f in manifest.files}.values())  # copies are hard links
+    print(f"wrote {output}: {len(manifest.files)} files, {size / 2**20:.1f} MiB of distinct content, "
               f"{len(manifest.pools)} cloud pool(s), {len(manifest.sites)} edge site(s) "
               f"in {time.perf_counter() - started:.1f} s")

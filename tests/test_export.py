@@ -342,3 +342,18 @@ def test_edge_runner_runs_a_site_pipeline(setup, tmp_path):
 def test_committed_manifest_schema_is_current():
     committed = json.loads((DOCS / "manifest.schema.json").read_text())
     assert committed == manifest_json_schema(), "regenerate: python -m placement.export.manifest > docs/manifest.schema.json"
+
+
+@pytest.mark.skipif(not (HAS_CROSS and shutil.which("nvcc")), reason="needs aarch64-linux-gnu-gcc and nvcc")
+def test_a_cuda_target_compiles_without_a_gpu(setup, tmp_path):
+    """A Jetson's piece: CUDA kernels (dlight default schedules) with an aarch64 host library."""
+    import onnx
+
+    from placement.export.tvm_build import compile_library
+
+    model = onnx.load(str(setup["root"] / "second.onnx"))
+    info = compile_library(model, {"x": [1, 8]}, "nvidia-orin-nano", "tvm", tmp_path / "model.so")
+    assert info["target"]["kind"] == "cuda" and info["cross_compiler"] == "aarch64-linux-gnu-gcc"
+    assert elf_machine(tmp_path / "model.so") == EM_AARCH64
+    again = compile_library(model, {"x": [1, 8]}, "nvidia-orin-nano", "tvm", tmp_path / "again.so")
+    assert again["cached"] and (tmp_path / "again.so").read_bytes() == (tmp_path / "model.so").read_bytes()

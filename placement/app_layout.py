@@ -1,0 +1,516 @@
+"""The app's layout: widgets from `AppState`'s params, charts from report rows. Layout only.
+
+`app.py` at the repository root imports `PlacementApp` and serves it (`panel serve app.py`);
+`placement app` serves the same from an installed package. Every number shown comes from
+`placement.rows` (the rows the CLI and the Markdown summary render), every action from the state.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from placement import rows
+from placement.app_state import AppState
+
+pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
+hv.extension("bokeh", logo=False)
+
+SOURCE_LABELS = {"measured-local": "measured here", "measured-rpc": "measured on a device",
+                 "imported": "imported"}
+BADGE_COLOURS = {"measured here": "#d4edda", "measured on a device": "#d1ecf1", "tuned": "#e2d9f3",
+                 "imported": "#fff3cd"}
+KIND_LABELS = {"compute": "cloud compute", "edge-capex": "edge devices", "edge-power": "edge power",
+               "egress": "egress"}
+
+
+def _usd(x) -> str:
+    return "—" if x is None else f"${x:,.2f}"
+
+
+def badge(row: dict) -> str:
+    """The provenance badge of a placed latency, in the issue's words."""
+    if row["runtime"] == "tvm-tuned" and row["source"] in ("measured-local", "measured-rpc"):
+        return "tuned"
+    if row["source"] == "estimated":
+        return f"estimated ±{row['error_band']:.0%}" if row["error_band"] else "estimated"
+    return SOURCE_LABELS.get(row["source"], row["source"])
+
+
+def headline_text(plan) -> str:
+    h = rows.headline(plan)
+    status = h["status_label"]
+    parts = [f"**{status}**"]
+    if h["monthly_usd"] is not None:
+        parts += [f"{_usd(h['monthly_usd'])}/month", f"{_usd(h['annual_usd'])}/year",
+                  f"{_usd(h['usd_per_million_requests'])} per million requests"]
+    if h["latency_ms"] is not None:
+        mark = "≤" if h["meets_slo"] else ">"
+        parts.append(f"p{h['percentile']} {h['latency_ms']:.1f} ms {mark} SLO {h['slo_ms']:g} ms")
+        parts.append(f"{h['site_share_meeting_slo']:.0%} of sites meet it")
+    parts.append(f"budget {_usd(h['budget_usd'])}")
+    parts.append(f"prices of {h['price_date']}")
+    return " · ".join(parts)
+
+
+# -- charts: pure functions of a plan -----------------------------------------------------------
+
+def _layers(plan) -> dict[str, int]:
+    depth = {"source": 0}
+    changed = True
+    while changed:
+        changed = False
+        for r in plan.routes:
+            if r.source in depth and depth.get(r.target, -1) < depth[r.source] + 1:
+                depth[r.target] = depth[r.source] + 1
+                changed = True
+                if depth[r.target] > len(plan.routes) + 1:
+                    return depth
+    return depth
+
+
+def place_label(p) -> str:
+    if p.tier == "edge":
+        return f"site device {p.instance_type}" + (f" ({p.segment})" if p.segment else "")
+    if p.head is not None:
+        return f"split: {p.head.device} → {p.region} {p.instance_type} ×{p.replicas}"
+    return f"{p.provider} {p.region} {p.instance_type} ×{p.replicas}"
+
+
+def dataflow_chart(plan):
+    """source → pieces → sink, each piece coloured by where it runs, edges with bytes and ms."""
+    depth = _layers(plan)
+    by_layer: dict[int, list[str]] = {}
+    for node, d in sorted(depth.items(), key=lambda kv: kv[1]):
+        by_layer.setdefault(d, []).append(node)
+    pos = {n: (d, i - (len(ns) - 1) / 2) for d, ns in by_layer.items() for i, n in enumerate(ns)}
+    placed = {p.piece: p for p in plan.placements}
+    nodes = pd.DataFrame([{"x": pos[n][0], "y": pos[n][1], "node": n,
+                           "where": place_label(placed[n]) if n in placed else "site (source / sink)",
+                           "p95_ms": placed[n].latency_ms_p95 if n in placed else 0.0}
+                          for n in pos])
+    segs = pd.DataFrame([{"x0": pos[r.source][0], "y0": pos[r.source][1], "x1": pos[r.target][0],
+                          "y1": pos[r.target][1]} for r in plan.routes if r.source in pos and r.target in pos],
+                        columns=["x0", "y0", "x1", "y1"])
+    edge_labels = pd.DataFrame([{"x": (pos[r.source][0] + pos[r.target][0]) / 2,
+                                 "y": (pos[r.source][1] + pos[r.target][1]) / 2 + 0.12,
+                                 "text": f"{r.bytes_per_request / 1000:,.0f} kB · {r.transfer_ms:.1f} ms"}
+                                for r in plan.routes if r.source in pos and r.target in pos],
+                               columns=["x", "y", "text"])
+    width = max(depth.values(), default=1)
+    opts = dict(xaxis=None, yaxis=None, show_grid=False, height=320, width=500, toolbar=None,
+                xlim=(-0.4, width + 0.4), ylim=(min(nodes["y"]) - 0.6, max(nodes["y"]) + 0.6))
+    chart = (hv.Segments(segs, ["x0", "y0", "x1", "y1"]).opts(color="#999", line_width=2)
+             * hv.Points(nodes, ["x", "y"], ["where", "node", "p95_ms"]).opts(
+                 color="where", cmap="Category10", size=34, line_color="white", tools=["hover"],
+                 legend_position="bottom", show_legend=True)
+             * hv.Labels(nodes, ["x", "y"], "node").opts(text_font_size="9pt", yoffset=-0.3)
+             * hv.Labels(edge_labels, ["x", "y"], "text").opts(text_font_size="8pt", text_color="#555"))
+    return chart.opts(**opts, title="dataflow: where each piece runs")
+
+
+def latency_chart(plan):
+    """Per source → sink path: compute, transfer and wait of each piece, stacked, against the SLO."""
+    placed = {p.piece: p for p in plan.placements}
+    into = {(r.source, r.target): r.transfer_ms for r in plan.routes}
+    data = []
+    for i, (path, _total) in enumerate(rows.paths(plan)[:6]):
+        name = f"path {i + 1}"
+        for a, b in zip(path, path[1:]):
+            if into.get((a, b)):
+                data.append({"path": name, "part": f"transfer → {b}", "ms": into[(a, b)]})
+            if b in placed:
+                p = placed[b]
+                data.append({"path": name, "part": f"{b} compute", "ms": p.latency_ms_p95 - p.wait_ms})
+                if p.wait_ms > 0:
+                    data.append({"path": name, "part": f"{b} wait", "ms": p.wait_ms})
+    df = pd.DataFrame(data, columns=["path", "part", "ms"])
+    bars = hv.Bars(df, ["path", "part"], "ms").opts(
+        stacked=True, cmap="Category20", height=300, responsive=True, tools=["hover"],
+        legend_position="right", ylabel="ms (p95 parts)", xlabel="")
+    slo = plan.latency.slo_ms if plan.latency else 0
+    return (bars * hv.HLine(slo).opts(color="red", line_dash="dashed")).opts(
+        title=f"latency per path against the SLO ({slo:g} ms, dashed)")
+
+
+def cost_chart(plan):
+    by_kind = rows.cost_by_kind(plan)
+    df = pd.DataFrame([{"item": KIND_LABELS.get(k, k), "usd": v} for k, v in by_kind.items()],
+                      columns=["item", "usd"])
+    return hv.Bars(df, "item", "usd").opts(title="monthly cost by item", ylabel="$/month", xlabel="",
+                                           height=260, responsive=True, tools=["hover"], color="#4c78a8")
+
+
+def pricing_chart(plan):
+    df = pd.DataFrame([{"pricing model": r["pricing_model"], "usd": r["monthly_usd"] or 0.0,
+                        "chosen": "chosen" if r["chosen"] else "other"} for r in rows.pricing_model_rows(plan)],
+                      columns=["pricing model", "usd", "chosen"])
+    return hv.Bars(df, "pricing model", ["usd", "chosen"]).opts(
+        title="the same placement at each pricing model", ylabel="$/month", xlabel="", color="chosen",
+        cmap={"chosen": "#f58518", "other": "#9ecae9"}, height=260, responsive=True, tools=["hover"])
+
+
+def _name_renderer(plot, element):
+    for r in plot.state.renderers:
+        if type(r.glyph).__name__ == "Scatter":
+            r.name = "frontier-points"
+
+
+def frontier_chart(frontier, plan, budget_usd: float, slo_ms: float):
+    data = pd.DataFrame(rows.frontier_rows(frontier)) if frontier else pd.DataFrame(
+        columns=["monthly_usd", "latency_ms", "placement", "meets_slo"])
+    points = hv.Scatter(data, "latency_ms", ["monthly_usd", "placement"]).opts(
+        size=12, color="#4c78a8", tools=["tap", "hover"], nonselection_alpha=0.5,
+        selection_color="#f58518", hooks=[_name_renderer], xlabel="p95 ms", ylabel="$/month")
+    here = []
+    if plan is not None and plan.latency and plan.costs:
+        here = [(plan.latency.p95_ms, plan.costs.monthly_usd)]
+    current = hv.Points(here, ["latency_ms", "monthly_usd"]).opts(
+        color="red", marker="star", size=18)
+    return points, (points * current * hv.VLine(slo_ms).opts(color="red", line_dash="dashed")
+                    * hv.HLine(budget_usd).opts(color="green", line_dash="dashed")).opts(
+        title="cost–latency frontier (click a point; red dashed: SLO, green: budget)", height=320,
+        responsive=True)
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+class PlacementApp(pn.viewable.Viewer):
+    """The whole decision on one page over one `AppState`."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, state: AppState | None = None, **params):
+        super().__init__(state=state or AppState(), **params)
+        s = self.state
+        self.headline = pn.pane.Markdown("Loading…", css_classes=["headline"], name="headline",
+                                         styles={"font-size": "1.15em"})
+        self.busy = pn.indicators.LoadingSpinner(value=False, size=22, name="")
+        self.activity = pn.pane.Str("", styles={"color": "#666"})
+        self.progress = pn.Column(visible=False)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["app-error"])
+        self.notes = pn.pane.Alert("", alert_type="info", visible=False)
+        self.graph = pn.pane.HoloViews(None, width=510, height=330, sizing_mode="fixed")
+        self.placement_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+                                                    layout="fit_data_table", css_classes=["placement-table"])
+        self.latency = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
+        self.costs = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.pricing = pn.pane.HoloViews(None, sizing_mode="stretch_width")
+        self.frontier = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=320,
+                                          css_classes=["frontier"])
+        self.frontier_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+                                                   layout="fit_data_table", height=220)
+        self.baselines = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+                                              layout="fit_data_table")
+        self.savings = pn.pane.Markdown("")
+        self.explanation = pn.Column(visible=False, css_classes=["explanation"])
+        self.offers = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, header_filters=True,
+                                           pagination="remote", page_size=15, layout="fit_data_table")
+        self.profiles = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, header_filters=True,
+                                             pagination="remote", page_size=15, layout="fit_data_table")
+        self.rtt_box = pn.Column()
+        self.discount_box = pn.Column()
+        self.tune_box = pn.Column()
+        self._selection = None
+        s.param.watch(self._show_plan, ["plan"])
+        # the frontier chart is rebuilt for a new solve or frontier, not for a clicked point (a
+        # rebuilt plot would drop the selection the click just made)
+        s.param.watch(self._show_frontier, ["frontier", "outcome"])
+        s.param.watch(self._show_frontier_choice, ["frontier_index"])
+        self.frontier_table.on_click(lambda e: s.select_frontier(e.row))
+        s.param.watch(self._show_busy, ["busy", "activity"])
+        s.param.watch(self._show_progress, ["progress"])
+        s.param.watch(self._show_error, ["errors", "error"])
+        s.param.watch(self._show_notice, ["notice"])
+        s.param.watch(self._show_tables, ["offers", "profiles"])
+        s.param.watch(self._show_network, ["rtt_ms", "discount_percent"])
+        s.param.watch(self._show_tuning, ["tuning", "profiles"])
+        self._show_network()
+        self._show_tuning()
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def _sidebar(self):
+        s = self.state
+        upload = pn.widgets.FileInput(multiple=True, accept=".yaml,.yml,.onnx,.zip,.csv", label="upload")
+        upload.param.watch(lambda e: self._upload(upload), "value")
+        w = pn.widgets
+        return pn.Column(
+            pn.pane.Markdown("### Application"),
+            w.Select.from_param(s.param.example, label="bundled example"),
+            pn.pane.Markdown("or upload a spec (YAML) with its ONNX files, or one zip:",
+                             styles={"font-size": "0.9em"}),
+            upload,
+            pn.pane.Markdown("### SLO and budget"),
+            w.FloatInput.from_param(s.param.slo_ms, label="SLO (ms)", css_classes=["slo-input"]),
+            w.Select.from_param(s.param.percentile, label="percentile"),
+            w.FloatInput.from_param(s.param.min_site_share, label="share of sites meeting it", step=0.05),
+            w.FloatInput.from_param(s.param.budget_usd, label="monthly budget ($)", step=100,
+                                    css_classes=["budget-input"]),
+            w.RadioButtonGroup.from_param(s.param.objective, label="objective"),
+            pn.pane.Markdown("### Load and network"),
+            w.IntInput.from_param(s.param.sites, label="sites"),
+            w.FloatInput.from_param(s.param.rate_per_site_rps, label="requests/s per site", step=0.5),
+            w.FloatInput.from_param(s.param.uplink_mbps, label="uplink (Mbit/s)", step=1),
+            w.FloatInput.from_param(s.param.downlink_mbps, label="downlink (Mbit/s)", step=1),
+            self.rtt_box,
+            pn.pane.Markdown("### Prices"),
+            w.Select.from_param(s.param.pricing_model, label="pricing model"),
+            self.discount_box,
+            w.Select.from_param(s.param.estimated_latency, label="estimated latencies"),
+            pn.pane.Markdown("### Candidates"),
+            w.MultiChoice.from_param(s.param.edge_devices, label="edge devices"),
+            w.MultiChoice.from_param(s.param.providers, label="cloud providers"),
+            w.MultiChoice.from_param(s.param.regions, label="regions"),
+            w.MultiChoice.from_param(s.param.instance_types, label="instance types", max_items=60),
+        )
+
+    def _upload(self, widget) -> None:
+        if not widget.value:
+            return
+        values = widget.value if isinstance(widget.value, list) else [widget.value]
+        names = widget.filename if isinstance(widget.filename, list) else [widget.filename]
+        self.state.upload(dict(zip(names, values)))
+
+    def _show_network(self, *events) -> None:
+        s = self.state
+
+        def rtt_input(region, value):
+            box = pn.widgets.FloatInput(label=f"RTT to {region} (ms)", value=float(value), start=0, step=5)
+            box.param.watch(lambda e: s.param.update(rtt_ms={**s.rtt_ms, region: e.new}), "value")
+            return box
+
+        def discount_input(provider, value):
+            box = pn.widgets.FloatInput(label=f"{provider} discount (%)", value=float(value), start=0, end=99, step=5)
+            box.param.watch(lambda e: s.param.update(discount_percent={**s.discount_percent, provider: e.new}),
+                            "value")
+            return box
+
+        rtt_keys = [b.label for b in self.rtt_box]
+        if rtt_keys != [f"RTT to {r} (ms)" for r in s.rtt_ms]:
+            self.rtt_box.objects = [rtt_input(r, v) for r, v in s.rtt_ms.items()]
+        else:
+            for box, v in zip(self.rtt_box, s.rtt_ms.values()):
+                box.value = float(v)
+        if [b.label for b in self.discount_box] != [f"{p} discount (%)" for p in s.discount_percent]:
+            self.discount_box.objects = [discount_input(p, v) for p, v in s.discount_percent.items()]
+        else:
+            for box, v in zip(self.discount_box, s.discount_percent.values()):
+                box.value = float(v)
+
+    # -- what the page shows --------------------------------------------------------------------
+
+    def _show_plan(self, *events) -> None:
+        plan = self.state.plan
+        if plan is None:
+            return
+        self.headline.object = headline_text(plan)
+        table = pd.DataFrame(rows.plan_rows(plan))
+        if not table.empty:
+            table["latency from"] = [badge(r) for r in rows.plan_rows(plan)]
+            table["$/month"] = [_usd(r["monthly_usd"]) if r["monthly_usd"] is not None else r["cost_note"]
+                                for r in rows.plan_rows(plan)]
+            table = table[["piece", "where", "replicas", "runtime", "batch", "p95_ms", "compute_ms",
+                           "wait_ms", "utilisation", "latency from", "$/month"]].round(2)
+            table = table.rename(columns={"p95_ms": "p95 ms", "compute_ms": "compute ms", "wait_ms": "wait ms"})
+        self.placement_table.value = table
+        self.placement_table.style.map(
+            lambda v: f"background-color: {BADGE_COLOURS.get(v, '#f8d7da' if str(v).startswith('estimated') else '')}",
+            subset=["latency from"] if "latency from" in table else [])
+        if plan.placements:
+            self.graph.object = dataflow_chart(plan)
+            self.latency.object = latency_chart(plan)
+        else:
+            self.graph.object = None
+            self.latency.object = None
+        if plan.costs:
+            self.costs.object = cost_chart(plan)
+            self.pricing.object = pricing_chart(plan)
+        base = rows.baseline_rows(plan)
+        self.baselines.value = pd.DataFrame(base).round(2) if base else pd.DataFrame()
+        saved = [b for b in base if not b["this_plan"] and b["feasible"] and b["monthly_usd"]]
+        if saved and plan.costs:
+            best = min(saved, key=lambda b: b["monthly_usd"])
+            self.savings.object = (f"The optimiser saves **{_usd(best['monthly_usd'] - plan.costs.monthly_usd)}"
+                                   f"/month** against the cheapest feasible baseline ({best['name']}).")
+        else:
+            self.savings.object = ""
+        self._show_explanation(plan)
+
+    def _show_explanation(self, plan) -> None:
+        e = plan.explanation
+        if e is None or plan.feasible:
+            self.explanation.visible = False
+            self.explanation.objects = []
+            return
+        items = [pn.pane.Markdown("### Why there is no plan\n" + "\n".join(f"- {m}" for m in e.messages)
+                                  + (f"\n\nBinding: {', '.join(e.binding)}" if e.binding else ""))]
+        for label, name, value in self.state.suggestions():
+            button = pn.widgets.Button(label=f"Apply: {label}", color="primary")
+            button.on_click(lambda _e, n=name, v=value: self.state.apply_suggestion(n, v))
+            items.append(button)
+        self.explanation.objects = items
+        self.explanation.visible = True
+
+    def _show_frontier(self, *events) -> None:
+        s = self.state
+        scatter, chart = frontier_chart(s.frontier, s.plan, s.budget_usd, s.slo_ms)
+        if self._selection is not None:
+            self._selection.clear()
+        self._selection = hv.streams.Selection1D(source=scatter)
+        self._selection.add_subscriber(self._frontier_clicked)
+        self.frontier.object = chart
+        table = pd.DataFrame(rows.frontier_rows(s.frontier)) if s.frontier else pd.DataFrame()
+        if not table.empty:
+            table = table[["monthly_usd", "latency_label", "usd_per_ms_saved", "meets_slo", "placement",
+                           "latency_from"]].round(2)
+        self.frontier_table.value = table
+
+    def _show_frontier_choice(self, *events) -> None:
+        i = self.state.frontier_index
+        self.frontier_table.selection = [] if i is None else [i]
+
+    def _frontier_clicked(self, index=None, **_kw) -> None:
+        self.state.select_frontier(index[0] if index else None)
+
+    def _show_busy(self, *events) -> None:
+        s = self.state
+        self.busy.value = s.busy
+        self.activity.object = s.activity if s.busy else f"source: {s.source}"
+
+    def _show_progress(self, *events) -> None:
+        p = self.state.progress
+        if not p:
+            self.progress.visible = False
+            return
+        bars = []
+        for piece, e in sorted(p.items()):
+            bars.append(pn.Row(pn.pane.Str(f"{piece}: {e['step']} {e['runtime']}", width=260),
+                               pn.indicators.Progress(value=int(e["done"]), max=max(1, int(e["total"])),
+                                                      width=300)))
+        self.progress.objects = [pn.pane.Markdown("**Profiling**")] + bars
+        self.progress.visible = self.state.busy
+
+    def _show_error(self, *events) -> None:
+        message = self.state.error
+        if not message:
+            self.alert.visible = False
+            return
+        self.alert.object = message
+        self.alert.visible = True
+        if any(e.name == "errors" for e in events) and pn.state.notifications is not None:
+            pn.state.notifications.error(message, duration=10000)
+
+    def _show_notice(self, *events) -> None:
+        if self.state.notice:
+            self.notes.object = self.state.notice
+            self.notes.visible = True
+
+    def _show_tables(self, *events) -> None:
+        s = self.state
+        if s.offers is not None:
+            cols = ["offer", "tier", "provider", "region", "instance_type", "hardware", "vcpus", "memory_gib",
+                    "accelerator", "hourly_usd", "spot_hourly_usd", "reserved_1y_hourly_usd",
+                    "reserved_3y_hourly_usd", "unit_usd", "power_w", "price_source", "price_date"]
+            self.offers.value = s.offers[[c for c in cols if c in s.offers]].reset_index(drop=True)
+        if s.profiles is not None:
+            self.profiles.value = s.profiles.reset_index(drop=True).round(3)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _downloads(self):
+        s = self.state
+
+        def text(fn):
+            return lambda: io.StringIO(fn())
+
+        return pn.Row(
+            pn.widgets.FileDownload(callback=text(s.plan_json), filename="plan.json", label="plan.json",
+                                    color="primary", css_classes=["download-plan"]),
+            pn.widgets.FileDownload(callback=text(s.summary_markdown), filename="summary.md", label="summary.md"),
+            pn.widgets.FileDownload(callback=text(s.profiles_csv_text), filename="profiles.csv",
+                                    label="profiles.csv"),
+            sizing_mode="stretch_width")
+
+    def _show_tuning(self, *events) -> None:
+        s = self.state
+        pieces, hardware = s.tunable()
+        t = s.tuning
+        if not pieces or not hardware:
+            self.tune_box.objects = [pn.pane.Markdown(
+                "Tuning needs the spec's ONNX files and a hardware class measured on this machine.")]
+            return
+        if self.tune_box.objects and getattr(self, "_tune_widgets", None) is not None:
+            self._tune_status.object = self._tuning_text(t)
+            return
+        piece = pn.widgets.Select(label="piece", options=pieces)
+        hw = pn.widgets.Select(label="hardware", options=hardware)
+        budget = pn.widgets.FloatInput(label="budget (s)", value=300, start=10, step=60)
+        start = pn.widgets.Button(label="Start tuning", color="primary")
+        cancel = pn.widgets.Button(label="Cancel", color="warning")
+        start.on_click(lambda _e: s.start_tuning(piece.value, hw.value, budget.value))
+        cancel.on_click(lambda _e: s.cancel_tuning())
+        self._tune_widgets = (piece, hw, budget)
+        self._tune_status = pn.pane.Markdown(self._tuning_text(t))
+        self.tune_box.objects = [pn.Row(piece, hw, budget), pn.Row(start, cancel), self._tune_status]
+
+    @staticmethod
+    def _tuning_text(t: dict) -> str:
+        if not t:
+            return "No tuning job."
+        done = f"{t.get('trials_done', 0)} of {t.get('trials_planned', 0)} trials" if t.get("trials_planned") else ""
+        left = f"{t['time_left_s']:.0f} s left" if t.get("time_left_s") is not None else ""
+        return f"**{t['piece']} on {t['hardware']}**: {t['phase']} " + " · ".join(x for x in (done, left) if x)
+
+    def __panel__(self):
+        return self.template()
+
+    def main(self):
+        s = self.state
+        refresh = pn.widgets.Button(label="Refresh prices", color="default")
+        refresh.on_click(lambda _e: s.refresh_prices())
+        card = dict(sizing_mode="stretch_width", margin=(5, 5))
+        return pn.Column(
+            pn.Row(self.busy, self.activity),
+            self.alert, self.notes, self.progress,
+            self.headline,
+            self._downloads(),
+            self.explanation,
+            pn.Card(pn.Row(pn.Column(self.graph, width=520, height=340, sizing_mode="fixed"), self.placement_table),
+                    title="Placement (every latency badged with where it comes from)", **card),
+            pn.Row(pn.Card(self.frontier, title="Cost–latency frontier", **card),
+                   pn.Card(self.latency, title="Latency", **card)),
+            pn.Row(pn.Card(self.costs, title="Money", **card), pn.Card(self.pricing, title="Pricing models", **card)),
+            pn.Card(pn.Column(self.savings, self.baselines), title="Baselines", **card),
+            pn.Tabs(("Frontier points", self.frontier_table), ("Offers", pn.Column(refresh, self.offers)),
+                    ("Profiles", self.profiles), ("Tuning", self.tune_box), dynamic=True),
+        )
+
+    def template(self):
+        # Bootstrap, not Fast: Fast's design fetches a web font from Google, which an offline
+        # machine cannot reach (a console error and seconds of waiting on every page load)
+        return pn.template.BootstrapTemplate(
+            title="placement-optimizer: where each model runs", sidebar=[self._sidebar()], main=[self.main()],
+            sidebar_width=330, header_background="#4c78a8")
+
+
+def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=None) -> PlacementApp:
+    """A page for one session: the given spec (or $PLACEMENT_APP_SPEC, or the bundled demo), with
+    optional offers / profiles CSVs ($PLACEMENT_APP_OFFERS, $PLACEMENT_APP_PROFILES)."""
+    from placement import api
+
+    spec = spec or os.environ.get("PLACEMENT_APP_SPEC") or api.demo_spec_path()
+    offers_csv = offers_csv or os.environ.get("PLACEMENT_APP_OFFERS") or None
+    profiles_csv = profiles_csv or os.environ.get("PLACEMENT_APP_PROFILES") or None
+    state = AppState(offers_csv=offers_csv, profiles_csv=profiles_csv)
+    app = PlacementApp(state)
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.on_session_destroyed(lambda _ctx: state.close())
+    state.start(spec)
+    return app

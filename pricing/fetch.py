@@ -24,13 +24,14 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from pricing.egress import Tier
+from profiles.errors import UserError
 
 PROVIDER_MODULES = {"aws": "pricing.aws", "azure": "pricing.azure"}
 
 Progress = Callable[[str], None]  # receives short status lines ("aws us-east-1: c7a.large")
 
 
-class PriceFetchError(ValueError):
+class PriceFetchError(UserError):
     """Live prices could not be fetched (no credentials, no network, an API error); `str()`
     is the one line shown to the user."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from profiles.errors import UserError
+
 OFFER = "offer"
 TIER = "tier"
 PROVIDER = "provider"
@@ -42,7 +44,7 @@ PRICING_MODELS = {
 }
 
 
-class OfferTableError(ValueError):
+class OfferTableError(UserError):
     """An offer table (usually a user's CSV) that the planner cannot use."""
 
 

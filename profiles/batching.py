@@ -1,5 +1,8 @@
 """Batch sweeps: which batches a piece can be profiled at, and a safely re-batched copy of a
-model whose batch dimension is fixed in its ONNX file."""
+model whose batch dimension is fixed in its ONNX file.
+
+A batch counts calls: the piece's input shapes are one call (batch 1), and batch k stacks k
+calls along dim 0 (a model that takes six crops per call runs 6k crops at batch k)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 from profiles.onnx_prep import model_digest, prepare_onnx
 from profiles.paths import atomic_write_bytes
 from profiles.pieces import PieceSource, ProfileProblem
-from profiles.rows import batch_of
+from profiles.rows import CALL, leading_dim
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None, 
                problems: list[ProfileProblem]) -> list[tuple[int, PieceSource, str]]:
     """(batch, source at that batch, model digest) for each batch to profile, ascending; a
     batch that cannot be profiled adds a "FixedBatch" problem (on `hardware`) to `problems`."""
-    base = batch_of(source.input_shapes)
+    base = CALL
     if batches is None or set(int(b) for b in batches) == {base}:
         return [(base, source, digest)]
     wanted = sorted({int(b) for b in batches})
@@ -51,8 +54,9 @@ def batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None, 
             if path is None:
                 problems.append(ProfileProblem(
                     source.piece, "*", hardware, "FixedBatch",
-                    f"{source.piece}: the batch dimension is fixed at {base} in the ONNX file "
-                    f"and cannot be re-set safely; profiled at batch {base} only"))
+                    f"{source.piece}: the leading dimension is fixed at "
+                    f"{leading_dim(source.input_shapes)} in the ONNX file and cannot be re-set "
+                    f"safely to stack calls; profiled at batch 1 only (one call at the given shapes)"))
                 return [(base, source, digest)]
             plan.append((batch, PieceSource(piece=source.piece, onnx_path=path,
                                             input_shapes=shapes), model_digest(path)))
@@ -60,9 +64,10 @@ def batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None, 
 
 
 def rebatched_shapes(source: PieceSource, batch: int) -> dict[str, list[int]]:
-    """The input shapes with the batch dim (dim 0 of every input that has the base batch) = batch."""
-    base = batch_of(source.input_shapes)
-    return {name: ([batch, *shape[1:]] if shape and shape[0] == base else list(shape))
+    """The input shapes of `batch` calls stacked: dim 0 of every input whose dim 0 is the
+    first input's (one call's leading dim N) becomes batch × N."""
+    base = leading_dim(source.input_shapes)
+    return {name: ([batch * base, *shape[1:]] if shape and shape[0] == base else list(shape))
             for name, shape in source.input_shapes.items()}
 
 
@@ -73,7 +78,7 @@ def batch_mode(source: PieceSource) -> str:
     from profiles.onnx_prep import graph_inputs
 
     model = onnx.load(str(source.onnx_path), load_external_data=False)
-    base = batch_of(source.input_shapes)
+    base = leading_dim(source.input_shapes)
     modes = set()
     for value in graph_inputs(model):
         shape = source.input_shapes.get(value.name)
@@ -106,17 +111,17 @@ def rebatched_file(source: PieceSource, digest: str, batch: int):
     path = cache_root() / "rebatched" / f"{digest[:32]}-b{batch}.onnx"
     if path.is_file():
         return path
-    base = batch_of(source.input_shapes)
+    base = leading_dim(source.input_shapes)
     shapes = rebatched_shapes(source, batch)
     model = onnx.load(str(source.onnx_path))
     for value in model.graph.input:
         if value.name in shapes and shapes[value.name] != list(source.input_shapes[value.name]):
             value.type.tensor_type.shape.dim[0].ClearField("dim_param")
-            value.type.tensor_type.shape.dim[0].dim_value = batch
+            value.type.tensor_type.shape.dim[0].dim_value = batch * base
     for value in model.graph.output:
         dims = value.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value") and dims[0].dim_value == base:
-            dims[0].dim_value = batch
+            dims[0].dim_value = batch * base
     try:
         batched = prepare_onnx(model, shapes)
         single = prepare_onnx(source.onnx_path, source.input_shapes)
@@ -125,12 +130,12 @@ def rebatched_file(source: PieceSource, digest: str, batch: int):
             onnx.save(single, f"{tmp}/single.onnx")
             feeds = random_inputs(batched, seed=1)
             outs = run_onnxruntime(f"{tmp}/batched.onnx", feeds, 1)
-            for i in range(batch // base):
+            for i in range(batch):
                 part = {k: (v[i * base:(i + 1) * base] if list(v.shape) != list(
                     source.input_shapes[k]) else v) for k, v in feeds.items()}
                 ref = run_onnxruntime(f"{tmp}/single.onnx", part, 1)
                 for got, want in zip(outs, ref):
-                    if got.shape[0] != batch or not np.allclose(
+                    if got.shape[0] != batch * base or not np.allclose(
                             got[i * base:(i + 1) * base], want, rtol=1e-4, atol=1e-5):
                         return None
     except Exception as exc:  # noqa: BLE001 - any failure (prepare, ORT, shapes) means "not safe"

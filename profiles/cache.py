@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # Bump when what is measured changes meaning (preparation steps, memory method, statistics).
 CACHE_FORMAT = 1
 # MeasureConfig fields that change how long we wait, not what is measured.
-_NOT_KEYED = {"timeout_s"}
+_NOT_KEYED = {"timeout_s", "contended_retries"}
 
 
 def runtime_versions() -> dict[str, str]:
@@ -108,8 +108,8 @@ class ProfileCache:
         path = self.path(key)
         atomic_write_text(path, json.dumps({"key": key, "row": dict(row)}, indent=1, sort_keys=True,
                                            default=str) + "\n")
-        table_row = row.get("row") if isinstance(row, Mapping) else None
-        if isinstance(table_row, Mapping):
+        table_row = _store_row(row)
+        if table_row is not None:
             try:
                 self.store.put_row(key, table_row)
             except Exception as exc:  # noqa: BLE001 - the JSON entry is the source of truth
@@ -123,8 +123,9 @@ class ProfileCache:
         if self.directory.is_dir():
             for path in sorted(self.directory.glob("*.json")):
                 entry = self.get(path.stem)
-                if isinstance(entry, dict) and isinstance(entry.get("row"), Mapping):
-                    keyed.append((path.stem, entry["row"]))
+                table_row = _store_row(entry)
+                if table_row is not None:
+                    keyed.append((path.stem, table_row))
         known = set(self.store.keys())
         self.store.put_rows((k, r) for k, r in keyed if k not in known)
         return len(self.store)
@@ -134,3 +135,13 @@ class ProfileCache:
 
     def __len__(self) -> int:
         return sum(1 for _ in self.directory.glob("*.json")) if self.directory.is_dir() else 0
+
+
+def _store_row(entry) -> dict | None:
+    """The store's row of a cache entry: its ProfileTable row, the model's hash and how busy the
+    machine was (`others_cpu_share` of its measurement); None for entries that hold no row."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("row"), Mapping):
+        return None
+    measurement = entry.get("measurement") if isinstance(entry.get("measurement"), Mapping) else {}
+    return {**entry["row"], "model": entry.get("model") or "",
+            "others_cpu_share": measurement.get("others_cpu_share")}

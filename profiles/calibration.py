@@ -138,6 +138,9 @@ PRIORS: dict[str, RuntimeParams] = {
                                              "other": 0.2},
                                  bandwidth_efficiency=0.5, launch_ms=0.003, error_band=1.0,
                                  source="prior"),
+    "openvino": RuntimeParams(efficiency={"conv": 0.5, "dwconv": 0.2, "matmul": 0.5, "other": 0.2},
+                              bandwidth_efficiency=0.5, launch_ms=0.003, error_band=1.0,
+                              source="prior"),
 }
 PRIOR_WEIGHT = 0.1  # per log-parameter, against a residual of one log-latency per row
 MAX_BANDWIDTH_EFFICIENCY = 8.0
@@ -337,7 +340,10 @@ def current_calibration(store=None) -> Calibration:
         body = None
     if body:
         try:
-            return Calibration.model_validate(body)
+            stored = Calibration.model_validate(body)
+            # a calibration stored before a runtime existed keeps the built-in fit for it
+            missing = {k: v for k, v in FITTED_CPU.items() if k not in stored.cpu}
+            return stored.model_copy(update={"cpu": {**stored.cpu, **missing}}) if missing else stored
         except ValueError as exc:
             logger.warning("calibration: ignoring the stored one (%s)", exc)
     return default_calibration()

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # the child-process loop lives in `profiles.child`; its names stay importable from here
 from profiles.child import ChildFailure, describe_exit, run_in_child  # noqa: F401
+from profiles.errors import UserError
 
-Runtime = Literal["tvm", "tvm-tuned", "onnxruntime"]
+Runtime = Literal["tvm", "tvm-tuned", "onnxruntime", "openvino"]
 
 
 class MeasureConfig(BaseModel):
@@ -50,6 +51,13 @@ class MeasureConfig(BaseModel):
         default=600.0, gt=0, description="a child process (TVM compile + measure) is killed after this"
     )
     seed: int = Field(default=0, description="seed of the random inputs")
+    ort_spinning: bool = Field(
+        default=False, description="ONNX Runtime's intra-op threads spin-wait between kernels "
+        "(its default); off, as on a device that runs several pieces or shares its cores")
+    contended_retries: int = Field(
+        default=2, ge=0, description="re-measure a row this many times more while other processes "
+        "use the cores (`profiles.contention`); a row still contended is stored with that noise "
+        "figure, said in the profile's problems, and measured again once the machine is quiet")
 
     def plan(self, run_ms: float) -> tuple[int, int]:
         """(samples, runs per sample) for a model whose one run took `run_ms` in warm-up."""
@@ -121,6 +129,11 @@ class Measurement(BaseModel):
     compile_s: float | None = Field(default=None, description="TVM: ONNX import to executable, s")
     target: dict | None = Field(default=None, description="TVM target actually used")
     threads: int | None = Field(default=None, description="intra-op threads (ONNX Runtime)")
+    spinning: bool | None = Field(default=None, description="ONNX Runtime threads spin-waited")
+    others_cpu_share: float | None = Field(
+        default=None, description="share of the machine's CPU time other processes used while "
+        "sampling (profiles.contention); 0.2 or more is a contended measurement")
+    attempts: int = Field(default=1, ge=1, description="measurements taken (re-measured when contended)")
     max_abs_diff_vs_ort: float | None = Field(
         default=None, description="largest |TVM - ONNX Runtime| over all outputs, same random input"
     )
@@ -169,5 +182,5 @@ def output_diff(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) ->
     return max_abs, max_rel
 
 
-class NotMeasurableHereError(ValueError):
+class NotMeasurableHereError(UserError):
     """The hardware class is not this machine (or the runtime cannot run on it); estimate instead."""

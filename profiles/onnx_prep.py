@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from profiles.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 
-class OnnxPrepError(ValueError):
+class OnnxPrepError(UserError):
     """Base class: an ONNX model that cannot be prepared for profiling."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from profiles.child import ChildFailure, run_in_child
+from profiles.contention import CpuWatch
 from profiles.hardware import local_cores
 from profiles.measure import MeasureConfig, Measurement, warm_up_and_plan
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
@@ -48,6 +49,7 @@ def measure_onnxruntime(
             "inputs": input_specs(model),
             "config": config.model_dump(),
             "threads": threads,
+            "spinning": config.ort_spinning,
         }
         try:
             result = run_in_child(
@@ -67,10 +69,13 @@ def run_onnxruntime(model_path: str | Path, feeds: Mapping[str, np.ndarray],
     return session.run(None, dict(feeds))
 
 
-def _session(model_path: str, threads: int):
+def _session(model_path: str, threads: int, spinning: bool = False):
+    """The session a deployment runs: `threads` intra-op threads, sequential, all graph
+    optimisations, spin-waiting only when asked (`MeasureConfig.ort_spinning`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -88,7 +93,7 @@ def _child_measure(payload: dict, report) -> dict:
     process = psutil.Process()
     report("session")
     rss_before = process.memory_info().rss
-    session = _session(payload["model_path"], payload["threads"])
+    session = _session(payload["model_path"], payload["threads"], payload.get("spinning", False))
 
     report("warm-up")
     started = time.perf_counter()
@@ -97,11 +102,12 @@ def _child_measure(payload: dict, report) -> dict:
 
     report("measure")
     samples_ms = []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            session.run(None, feeds)
-        samples_ms.append((time.perf_counter() - t0) * 1000.0 / runs)
+    with CpuWatch() as watch:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                session.run(None, feeds)
+            samples_ms.append((time.perf_counter() - t0) * 1000.0 / runs)
     rss_after = max(rss_after, process.memory_info().rss)
     measure_s = time.perf_counter() - started
 
@@ -109,4 +115,5 @@ def _child_measure(payload: dict, report) -> dict:
         "onnxruntime", samples_ms,
         memory_mb=max(rss_after - rss_before, 1) / 2**20, memory_method="rss-growth",
         runs_per_sample=runs, measure_s=measure_s, threads=payload["threads"],
+        spinning=payload.get("spinning", False), others_cpu_share=watch.result.others_cpu_share,
     ).model_dump()

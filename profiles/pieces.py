@@ -30,6 +30,9 @@ class ProfileProblem:
     error_type: str
     message: str
 
+    def __str__(self) -> str:  # what a person reads: the message, never the dataclass repr
+        return self.message
+
 
 # Rows measured elsewhere (cached tvm-tuned rows, measured-rpc rows): `provider(pieces,
 # hardware_names)` returns ProfileTable rows (dicts) for those pieces on those classes.

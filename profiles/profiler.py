@@ -30,6 +30,7 @@ from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, loc
 from profiles.kernel_stats import KernelStats, kernel_stats_many, stats_key
 from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
+from profiles.openvino_adapter import OpenVinoError, measure_openvino, openvino_available, openvino_version
 from profiles.ort_adapter import OrtError, measure_onnxruntime
 from profiles.pieces import PieceSource, ProfileProblem, RowProvider
 from profiles.rows import (
@@ -49,7 +50,9 @@ __all__ = ["PieceSource", "ProfileProblem", "ProfileReport", "ProgressEvent", "R
            "batch_ladder", "batch_mode", "piece_io_bytes", "piece_kernel_stats", "profile_pieces",
            "rebatched_file", "rebatched_shapes"]
 
-MEASURABLE_RUNTIMES = ("tvm", "onnxruntime")
+MEASURABLE_RUNTIMES = ("tvm", "onnxruntime", "openvino")
+# what `profile_pieces` measures unless told: OpenVINO where the package is installed
+DEFAULT_RUNTIMES = ("tvm", "onnxruntime", *(("openvino",) if openvino_available() else ()))
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def profile_pieces(
     hardware: list[str],
     *,
     row_providers: Sequence[RowProvider] = (),
-    runtimes: Sequence[str] = MEASURABLE_RUNTIMES,
+    runtimes: Sequence[str] = DEFAULT_RUNTIMES,
     config: MeasureConfig | None = None,
     cache: ProfileCache | None = None,
     on_progress: Callable[[ProgressEvent], None] | None = None,
@@ -177,7 +180,7 @@ def profile_pieces(
                     break
                 prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
                 key = profile_key(batch_digest, batch_source.input_shapes, local.name, runtime,
-                                  batch, version, config, extra)
+                                  batch, version, config, _runtime_extra(extra, runtime))
                 row, measurement, problem, step = _measure_or_reuse(
                     batch_source, batch_digest, runtime, key, batch, local, config, cache, version,
                     prepared, lambda step, r=runtime, p=source.piece: progress(p, r, step))
@@ -287,10 +290,13 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
     try:
         if runtime == "tvm":
             measurement = measure_tvm(prepared[0], source.input_shapes, local, config)
+        elif runtime == "openvino":
+            measurement = measure_openvino(prepared[0], source.input_shapes, config,
+                                           threads=local.cores)
         else:
             measurement = measure_onnxruntime(prepared[0], source.input_shapes, config,
                                               threads=local.cores)
-    except (TvmError, OrtError) as exc:
+    except (TvmError, OrtError, OpenVinoError) as exc:
         logger.info("%s: %s failed: %s", source.piece, runtime, exc)
         problem = ProfileProblem(source.piece, runtime, local.name, type(exc).__name__, str(exc))
         if isinstance(exc, TvmImportError):  # same model + same TVM = same failure
@@ -300,6 +306,12 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
                        source=MEASURED_LOCAL, tvm_version=version)
     cache.put(key, {"row": row, "measurement": measurement.model_dump()})
     return row, measurement, None, "measured"
+
+
+def _runtime_extra(extra: dict[str, str], runtime: str) -> dict[str, str]:
+    """The cache key's versions for `runtime`: OpenVINO rows also depend on OpenVINO's version
+    (the other runtimes' keys are unchanged)."""
+    return {**extra, "openvino": openvino_version()} if runtime == "openvino" else extra
 
 
 def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:

@@ -26,10 +26,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from profiles.errors import UserError
+
 DEFAULT_SESSION_TIMEOUT_S = 600.0
 
 
-class RemoteConfigError(ValueError):
+class RemoteConfigError(UserError):
     """A remote config (or `--tracker` address) that cannot be used; the message names the entry."""
 
 

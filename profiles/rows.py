@@ -24,8 +24,21 @@ def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+CALL = 1  # the batch of a row measured at a piece's own input shapes: one call
+
+
 def batch_of(input_shapes: Mapping[str, Sequence[int]]) -> int:
-    """The batch a piece is profiled at: dim 0 of its first input (1 for a scalar input)."""
+    """The batch, in the planner's sense, of a profile at a piece's own input shapes: 1.
+
+    The input shapes (the spec's, or the model's fixed dims) define one call, whatever dim 0
+    says: a model that takes a fixed stack of six crops per call is profiled at batch 1, and
+    batch k stacks k calls (`profiles.batching.rebatched_shapes`)."""
+    del input_shapes  # the shapes are one call, whatever they are
+    return CALL
+
+
+def leading_dim(input_shapes: Mapping[str, Sequence[int]]) -> int:
+    """Dim 0 of the first input (1 for a scalar input): what one call stacks along dim 0."""
     first = next(iter(input_shapes.values()), [1])
     return int(first[0]) if first else 1
 

@@ -42,7 +42,14 @@ from profiles.table import (
 
 IMPORTED = "imported"
 STORE_FILE = "rows.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The store's own columns beside the ProfileTable's: which model a row measured (the sha256 of its
+# ONNX file, first 12 hex digits; empty for an imported row not bound to a model) and how busy
+# the machine was while it was measured (`profiles.contention`).
+MODEL = "model"
+OTHERS_CPU_SHARE = "others_cpu_share"
+STORE_COLUMNS = [MODEL, OTHERS_CPU_SHARE]
+SHORT_HASH = 12
 _REAL = {"latency_ms_p50", "latency_ms_p95", "memory_mb", "error_band"}
 
 
@@ -50,9 +57,12 @@ def default_store_path() -> Path:
     return cache_root() / "profiles" / STORE_FILE
 
 
-def imported_key(piece: str, hardware: str, runtime: str, batch: int) -> str:
-    """The store key of an imported row: one row per (piece, hardware, runtime, batch)."""
+def imported_key(piece: str, hardware: str, runtime: str, batch: int, model: str = "") -> str:
+    """The store key of an imported row: one row per (piece, hardware, runtime, batch) and model
+    (a row not bound to a model keeps the key it always had)."""
     fields = [IMPORTED, str(piece), str(hardware), str(runtime), int(batch)]
+    if model:
+        fields.append(str(model)[:SHORT_HASH])
     return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
 
 
@@ -91,6 +101,11 @@ class ProfileStore:
         with conn:
             conn.execute(f"CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, {columns}, "
                          "updated_at TEXT NOT NULL)")
+            have = {r[1] for r in conn.execute("PRAGMA table_info(rows)")}
+            if MODEL not in have:  # a store from before version 2
+                conn.execute(f"ALTER TABLE rows ADD COLUMN {MODEL} TEXT NOT NULL DEFAULT ''")
+            if OTHERS_CPU_SHARE not in have:
+                conn.execute(f"ALTER TABLE rows ADD COLUMN {OTHERS_CPU_SHARE} REAL")
             conn.execute("CREATE INDEX IF NOT EXISTS rows_identity ON rows "
                          f"({PIECE}, {HARDWARE}, {RUNTIME}, {BATCH})")
             conn.execute("CREATE TABLE IF NOT EXISTS calibrations (name TEXT PRIMARY KEY, "
@@ -100,16 +115,19 @@ class ProfileStore:
     # --- rows -----------------------------------------------------------------------------
 
     def put_rows(self, keyed_rows: Iterable[tuple[str, Mapping]]) -> int:
-        """Insert or replace rows, each under its key, in one transaction; returns the count."""
+        """Insert or replace rows, each under its key, in one transaction; returns the count.
+        A row may also carry `model` (the model's sha256, kept short) and `others_cpu_share`."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        values = [(key, *(_sql_value(row.get(c)) for c in PROFILE_COLUMNS), now)
+        values = [(key, *(_sql_value(row.get(c)) for c in PROFILE_COLUMNS),
+                   str(row.get(MODEL) or "")[:SHORT_HASH], _sql_value(row.get(OTHERS_CPU_SHARE)), now)
                   for key, row in keyed_rows]
         if not values:
             return 0
-        placeholders = ", ".join("?" * (len(PROFILE_COLUMNS) + 2))
+        columns = ", ".join([*PROFILE_COLUMNS, *STORE_COLUMNS])
+        placeholders = ", ".join("?" * (len(PROFILE_COLUMNS) + len(STORE_COLUMNS) + 2))
         with self._connect() as conn, conn:
-            conn.executemany(f"INSERT OR REPLACE INTO rows (key, {', '.join(PROFILE_COLUMNS)}, "
-                             f"updated_at) VALUES ({placeholders})", values)
+            conn.executemany(f"INSERT OR REPLACE INTO rows (key, {columns}, updated_at) "
+                             f"VALUES ({placeholders})", values)
         return len(values)
 
     def put_row(self, key: str, row: Mapping) -> None:
@@ -123,23 +141,37 @@ class ProfileStore:
     def table(self, *, piece: str | None = None, hardware: str | None = None,
               source: str | None = None, runtime: str | None = None) -> pd.DataFrame:
         """The stored rows as a ProfileTable (filters are exact matches), sorted for reading."""
+        return self.listing(piece=piece, hardware=hardware, source=source,
+                            runtime=runtime)[PROFILE_COLUMNS]
+
+    def listing(self, *, piece: str | None = None, hardware: str | None = None,
+                source: str | None = None, runtime: str | None = None,
+                model: str | None = None) -> pd.DataFrame:
+        """The stored rows with the store's own columns too (`model`, `others_cpu_share`);
+        `model` matches a prefix of the model's hash."""
         where, args = [], []
+        if model is not None:
+            where.append(f"{MODEL} LIKE ?")
+            args.append(f"{model[:SHORT_HASH]}%")
         for column, value in ((PIECE, piece), (HARDWARE, hardware), (SOURCE, source),
                               (RUNTIME, runtime)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        sql = f"SELECT {', '.join(PROFILE_COLUMNS)} FROM rows"
+        columns = [*PROFILE_COLUMNS, *STORE_COLUMNS]
+        sql = f"SELECT {', '.join(columns)} FROM rows"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {PIECE}, {HARDWARE}, {RUNTIME}, {BATCH}, {SOURCE}"
+        sql += f" ORDER BY {PIECE}, {MODEL}, {HARDWARE}, {RUNTIME}, {BATCH}, {SOURCE}"
         with self._connect() as conn:
             records = conn.execute(sql, args).fetchall()
-        if not records:
-            return empty_profile_table()
-        df = pd.DataFrame.from_records(records, columns=PROFILE_COLUMNS)
         typed = empty_profile_table()
-        return df.astype({c: typed[c].dtype for c in PROFILE_COLUMNS}).reset_index(drop=True)
+        typed[MODEL] = pd.Series(dtype="object")
+        typed[OTHERS_CPU_SHARE] = pd.Series(dtype="float64")
+        if not records:
+            return typed
+        df = pd.DataFrame.from_records(records, columns=columns)
+        return df.astype({c: typed[c].dtype for c in columns}).reset_index(drop=True)
 
     def keys(self) -> list[str]:
         with self._connect() as conn:
@@ -159,14 +191,19 @@ class ProfileStore:
         atomic_write_text(Path(path), df.to_csv(index=False))
         return len(df)
 
-    def import_csv(self, path: Path) -> pd.DataFrame:
+    def import_csv(self, path: Path, models: Mapping[str, str] | None = None) -> pd.DataFrame:
         """Read a ProfileTable CSV, validate it, store its rows with source "imported".
 
+        `models` (piece -> model sha256) binds each row to the model its piece is in (rows of
+        pieces it does not name stay unbound: they apply to any model with that piece name).
         Returns the rows stored. `ProfileTableError` (one line: file, row, column) when the file is
         missing, unreadable, or a row breaks the ProfileTable contract; nothing is stored then."""
         df = read_profile_csv(path)
         df[SOURCE] = IMPORTED
-        self.put_rows((imported_key(r[PIECE], r[HARDWARE], r[RUNTIME], r[BATCH]), r)
+        models = dict(models or {})
+        self.put_rows((imported_key(r[PIECE], r[HARDWARE], r[RUNTIME], r[BATCH],
+                                    models.get(r[PIECE], "")),
+                       {**r, MODEL: models.get(r[PIECE], "")})
                       for r in df.to_dict("records"))
         return df
 

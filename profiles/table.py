@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from profiles.errors import UserError
+
 PIECE = "piece"
 HARDWARE = "hardware"
 RUNTIME = "runtime"
@@ -22,11 +24,11 @@ PROFILE_COLUMNS = [
 ]
 REQUIRED_COLUMNS = PROFILE_COLUMNS[:-1]
 
-RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime")
+RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino")
 SOURCES = ("measured-local", "measured-rpc", "estimated", "imported")
 
 
-class ProfileTableError(ValueError):
+class ProfileTableError(UserError):
     """A profile table (usually a user's CSV) that the planner cannot use."""
 
 

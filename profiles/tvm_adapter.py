@@ -27,6 +27,7 @@ from pathlib import Path
 import onnx
 
 from profiles.child import ChildFailure, run_in_child
+from profiles.contention import CpuWatch
 from profiles.hardware import HardwareClass
 from profiles.measure import (
     MeasureConfig,
@@ -295,7 +296,8 @@ def _child_measure(payload: dict, report) -> dict:
 
         report("measure")
         timer = vm.time_evaluator("main", dev, number=runs, repeat=samples, min_repeat_ms=0)
-        samples_ms = [t * 1000.0 for t in timer(*args).results]
+        with CpuWatch() as watch:
+            samples_ms = [t * 1000.0 for t in timer(*args).results]
         measure_s = time.perf_counter() - started
 
         diff_abs = diff_rel = None
@@ -313,6 +315,7 @@ def _child_measure(payload: dict, report) -> dict:
         runs_per_sample=runs, measure_s=measure_s, compile_s=compile_s,
         target=dict(payload["target"]) if not note else target_json(target),
         max_abs_diff_vs_ort=diff_abs, max_rel_diff_vs_ort=diff_rel,
+        others_cpu_share=watch.result.others_cpu_share,
     ).model_dump()
     result["warnings"] = caught
     result["target_note"] = note

@@ -9,6 +9,10 @@ Settings are latency-oriented and stated, so a row says what it measured:
   would otherwise pick bf16 on CPUs with AMX, which changes accuracy, not just speed);
 - `NUM_STREAMS: 1`, `ENABLE_CPU_PINNING` left at the plugin's default.
 
+Like ONNX Runtime's, every measurement records the share of the machine's CPU time other
+processes used while it sampled (`profiles.contention`), so the profiler re-measures a
+contended row.
+
 The compiled model runs in a fresh spawned child process (`profiles.child.run_in_child`) so the
 memory figure is the resident-set growth of a process that holds nothing else (read + compile +
 warm-up), and a crash is a typed error. The same random input is run once through ONNX Runtime
@@ -30,6 +34,7 @@ from pathlib import Path
 import onnx
 
 from profiles.child import ChildFailure, run_in_child
+from profiles.contention import CpuWatch
 from profiles.hardware import local_cores
 from profiles.measure import MeasureConfig, Measurement, output_diff, warm_up_and_plan
 from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
@@ -134,11 +139,12 @@ def _child_measure(payload: dict, report) -> dict:
 
     report("measure")
     samples_ms = []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            run_once()
-        samples_ms.append((time.perf_counter() - t0) * 1000.0 / runs)
+    with CpuWatch() as watch:  # other processes' CPU time while sampling (profiles.contention)
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                run_once()
+            samples_ms.append((time.perf_counter() - t0) * 1000.0 / runs)
     rss_after = max(rss_after, process.memory_info().rss)
     measure_s = time.perf_counter() - started
 
@@ -158,4 +164,5 @@ def _child_measure(payload: dict, report) -> dict:
         memory_mb=max(rss_after - rss_before, 1) / 2**20, memory_method="rss-growth",
         runs_per_sample=runs, measure_s=measure_s, threads=payload["threads"],
         compile_s=compile_s, max_abs_diff_vs_ort=max_abs, max_rel_diff_vs_ort=max_rel,
+        others_cpu_share=watch.result.others_cpu_share,
     ).model_dump()

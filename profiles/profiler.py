@@ -311,7 +311,9 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
 def _runtime_extra(extra: dict[str, str], runtime: str) -> dict[str, str]:
     """The cache key's versions for `runtime`: OpenVINO rows also depend on OpenVINO's version
     (the other runtimes' keys are unchanged)."""
-    return {**extra, "openvino": openvino_version()} if runtime == "openvino" else extra
+    # "openvino-measure" 2: rows carry the contention figure (rows without it are measured again)
+    return ({**extra, "openvino": openvino_version(), "openvino-measure": "2"} if runtime == "openvino"
+            else extra)
 
 
 def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:

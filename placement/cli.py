@@ -1,6 +1,7 @@
 """The `placement` command: a thin shell over `placement.api`.
 
-Bad input is one line on stderr naming the field or file, and exit code 2 — never a traceback.
+Exit codes: 0 planned, 1 no feasible plan (explained), 2 bad input (one line on stderr naming the
+field, file or flag — never a traceback), 3 internal error.
 """
 
 from __future__ import annotations
@@ -9,44 +10,31 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+from placement.cli_shell import err, out
+from placement.cli_shell import profile as _profile
+from placement.cli_shell import workspace as _workspace
+
+# rich_markup_mode=None: help texts are plain text ("offer[/runtime]" is not a markup tag)
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Decide where each model of an application runs: edge or cloud, which offer, how many.")
-out = Console(width=None if sys.stdout.isatty() else 200)  # pipes get whole rows
-err = Console(stderr=True)
 
-EXIT_INPUT = 2
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from placement.api import InputError
-    from placement.evaluate import AssignmentError
-    from placement.problem import ProblemError
-    from placement.spec import SpecError
-    from pricing.fetch import PriceFetchError
-    from pricing.table import OfferTableError
-    from profiles.table import ProfileTableError
-
-    errors: list[type[BaseException]] = [SpecError, InputError, AssignmentError, ProblemError,
-                                         OfferTableError, ProfileTableError, PriceFetchError]
-    try:
-        from profiles.onnx_prep import OnnxPrepError
-
-        errors.append(OnnxPrepError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+# Exit codes (README "Exit codes"): what a script calling `placement` can branch on.
+EXIT_PLANNED = 0
+EXIT_INFEASIBLE = 1  # no plan meets the SLO and the budget; the explanation is printed
+EXIT_INPUT = 2  # bad input: one line on stderr naming the field, file or flag
+EXIT_INTERNAL = 3  # a bug: one line (PLACEMENT_DEBUG=1 for the traceback)
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: 0 planned, 1 no feasible plan, 2 bad input (one line), 3 internal error."""
+    from profiles.errors import UserError
+
     try:
         code = app(standalone_mode=False)  # click returns (not raises) Exit codes in this mode
         if isinstance(code, int) and code:
@@ -56,63 +44,24 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
+    except UserError as exc:
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        sys.exit(EXIT_INPUT)
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
-            # a usage error from typer's (vendored) click: it prints its own message
+            # a usage error from typer's (vendored) click: it prints its own message (exit 2)
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, _user_errors()):
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(EXIT_INPUT)
+            sys.exit(EXIT_INPUT if exc.exit_code == 2 else exc.exit_code)
         if os.environ.get("PLACEMENT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set PLACEMENT_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        sys.exit(1)
+        print(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+              f"(set PLACEMENT_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
 
 
-@contextmanager
-def _progress(enabled: bool):
-    """A rich progress bar fed by the profiler's events; silent when a machine reads stdout."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
-        task = bar.add_task("profiling", total=None)
-
-        def on_progress(event):
-            bar.update(task, total=event.total, completed=event.done,
-                       description=f"profiling {event.piece} ({event.runtime}: {event.step})")
-
-        yield on_progress
-
-
-def _warn(lines) -> None:
-    for line in lines:
-        print(f"warning: {line}", file=sys.stderr)
-
-
-def _workspace(spec_path: Path, *, offers_csv: Optional[Path] = None, profiles_csv: Optional[Path] = None,
-               batches: Optional[str] = None):
-    """The Workspace of a spec file; cache problems are warnings on stderr, never fatal."""
-    from placement import api
-
-    ws = api.Workspace.open(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv,
-                            batches=api.parse_batches(batches))
-    _warn(ws.warnings)
-    return ws
-
-
-def _profile(ws, show_progress: bool) -> None:
-    """Profile now (with a progress bar) unless the profiles came from a CSV."""
-    if ws.profiles_table is not None:
-        return
-    with _progress(show_progress) as on_progress:
-        ws.profile(on_progress)
-    _warn(ws.profile_problems)
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return "; ".join(lines) if len(lines) <= 3 else "; ".join(lines[:3]) + " ..."
 
 
 def _overrides(pricing_model: Optional[str] = None, discount: Optional[list[str]] = None,
@@ -139,6 +88,7 @@ def _overrides(pricing_model: Optional[str] = None, discount: Optional[list[str]
 
 
 def _print_plan(plan) -> None:
+    from placement.population import population_line
     from placement.rows import baseline_rows, cost_rows, plan_rows, segment_rows
 
     title = f"{plan.application}: {plan.status}"
@@ -160,6 +110,8 @@ def _print_plan(plan) -> None:
         out.print(f"  segment {seg['segment']:<14} {seg['share']:>4.0%} of sites ({seg['sites']}) on {seg['device']}"
                   f"{' (owned)' if seg['owned'] else ''}: p{plan.latency.percentile} {seg['latency_ms']:.1f} ms"
                   f"{'' if seg['meets_slo'] else '  MISSES the SLO'}", markup=False, highlight=False)
+    if population_line(plan):  # a fleet: the share of sites (users) served within the SLO
+        out.print(population_line(plan), markup=False, highlight=False)
     for line in cost_rows(plan):
         if line["kind"] != "compute":
             out.print(f"  {line['kind']:<11} {line['item']:<28} ${line['monthly_usd']:>12,.2f}/month   ({line['source']})",
@@ -256,18 +208,37 @@ def frontier(
 ) -> None:
     """The cost-latency Pareto set: sweep the SLO, keep the non-dominated plans."""
     from placement import api
-    from placement.rows import frontier_rows
 
+    if points < 1:
+        raise api.InputError(f"--points: must be at least 1, got {points}")
     ws = _workspace(spec_path, offers_csv=offers_csv, profiles_csv=profiles_csv)
     _profile(ws, not as_json)
     plans = ws.frontier(max_points=points)
     spec = ws.spec
     payload = api.plans_json(plans)
-    if output:
-        api.write_text(output, payload + "\n")
+    if not plans:  # say why, like `plan` does, and exit like it
+        outcome = ws.plan()
+        if as_json:
+            print(payload)
+        else:
+            _print_plan(outcome.plan)
+        reason = ("no plan meets the SLO and the budget" if not outcome.plan.feasible
+                  else "the sweep found no point within the solver's time limit")
+        print(f"frontier: no Pareto point: {reason}", file=sys.stderr)
+        if output:
+            api.write_text(output, payload + "\n")
+        raise typer.Exit(EXIT_INFEASIBLE)
     if as_json:
         print(payload)
-        return
+    else:
+        _print_frontier(spec, plans)
+    if output:  # after printing: a bad path loses no result
+        api.write_text(output, payload + "\n")
+
+
+def _print_frontier(spec, plans) -> None:
+    from placement.rows import frontier_rows
+
     t = Table(title=f"{spec.name}: {len(plans)} Pareto points (budget ${spec.monthly_budget_usd:,.0f})")
     for col in ("#", "$/month", f"p{spec.slo.percentile} ms", "$/month per ms saved", "latency from",
                 "meets SLO", "placement"):
@@ -327,6 +298,7 @@ from placement.cli_store import profiles_app  # noqa: E402
 app.add_typer(prices_app, name="prices")
 app.add_typer(profiles_app, name="profiles")
 _register_profile_commands(app)
+app.command(name="app")(__import__("placement.cli_app", fromlist=["serve_app"]).serve_app)
 __import__("placement.cli_export").cli_export.register(app)  # placement export
 __import__("placement.cli_report").cli_report.register(app)  # placement report
 

@@ -32,7 +32,10 @@ def profile(
     With --tracker, every device of the tracker that the remote config maps to a hardware class
     also measures every model (rows with source measured-rpc, cached as they finish)."""
     from placement import api
-    from placement.cli import _profile, _warn, _workspace, err, out
+    from placement.cli_shell import err, out
+    from placement.cli_shell import profile as _profile
+    from placement.cli_shell import warn as _warn
+    from placement.cli_shell import workspace as _workspace
 
     ws = _workspace(spec_path, offers_csv=offers_csv, batches=batches)
     if tracker or remote_config:
@@ -111,7 +114,9 @@ def tune(
     what an interrupted run left, and a larger budget tunes further."""
     import time
 
-    from placement.cli import _warn, _workspace, err, out
+    from placement.cli_shell import err, out
+    from placement.cli_shell import warn as _warn
+    from placement.cli_shell import workspace as _workspace
 
     ws = _workspace(spec_path)
     started = time.monotonic()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from placement.problem import HOURS_PER_MONTH, SINK, SITE, SOURCE, Option, Problem, is_edge
 from pricing.egress import tiered_cost_usd
+from profiles.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Evaluation:
         return not self.violations
 
 
-class AssignmentError(ValueError):
+class AssignmentError(UserError):
     """An assignment that names an unknown piece or option."""
 
 

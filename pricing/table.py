@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from profiles.errors import UserError
@@ -63,7 +64,19 @@ def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.Da
         raise OfferTableError(f"{origin}: missing column(s) {', '.join(missing)}")
     df = df[OFFER_COLUMNS].copy()
     for column in NUMERIC_COLUMNS:
-        df[column] = pd.to_numeric(df[column], errors="coerce")
+        raw = df[column]
+        df[column] = pd.to_numeric(raw, errors="coerce")
+        given = raw.notna() & (raw.astype(str).str.strip() != "")
+        bad = given & (df[column].isna() | ~np.isfinite(df[column].fillna(0.0)) | (df[column] < 0))
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise OfferTableError(f"{origin}: row {row + 1}: column {column} must be a finite number "
+                                  f">= 0 or empty, got {raw.iloc[row]!r}")
+    for column in (OFFER, TIER, PROVIDER, INSTANCE_TYPE, HARDWARE):
+        blank = df[column].isna() | (df[column].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(blank.to_numpy().argmax())
+            raise OfferTableError(f"{origin}: row {row + 1}: column {column} is empty")
     bad_tier = ~df[TIER].isin(TIERS)
     if bad_tier.any():
         row = int(bad_tier.idxmax())

@@ -70,17 +70,23 @@ def rows_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     return df.astype({c: typed[c].dtype for c in pt.PROFILE_COLUMNS}).reset_index(drop=True)
 
 
+IMPORTED = "imported"
+# Which row of a piece, hardware, runtime and batch the planner sees: measured here or on the
+# device, then imported, then estimated (lower wins; an unknown source ranks with imported).
+PRECEDENCE = {MEASURED_LOCAL: 0, "measured-rpc": 0, IMPORTED: 1, ESTIMATED: 2}
+
+
 def merge_rows(table: pd.DataFrame, rows: Sequence[Mapping]) -> pd.DataFrame:
-    """`table` plus `rows` (tuned, remote, cached): an estimated row of the same piece, hardware,
-    runtime and batch gives way to them; a row already there with the same source is replaced
-    (so merging twice is merging once)."""
+    """`table` plus `rows` (tuned, remote, imported, cached), one place for the rule: of the rows
+    with the same piece, hardware, runtime and batch only those of the best source stay
+    (measured > imported > estimated, `PRECEDENCE`); a row already there with the same source is
+    replaced (so merging twice is merging once)."""
     if not len(rows):
         return table
     extra = rows_table(rows)
-    covered = set(map(tuple, extra[IDENTITY].itertuples(index=False)))
-    keep = [not (tuple(r) in covered and s == ESTIMATED)
-            for r, s in zip(table[IDENTITY].itertuples(index=False), table[pt.SOURCE])]
-    merged = pd.concat([df for df in (table[keep], extra) if len(df)] or [extra],
-                       ignore_index=True)
+    merged = pd.concat([df for df in (table, extra) if len(df)] or [extra], ignore_index=True)
     merged = merged.drop_duplicates(IDENTITY + [pt.SOURCE], keep="last").reset_index(drop=True)
+    rank = merged[pt.SOURCE].map(lambda s: PRECEDENCE.get(s, PRECEDENCE[IMPORTED]))
+    best = rank.groupby([merged[c] for c in IDENTITY]).transform("min")
+    merged = merged[rank == best].reset_index(drop=True)
     return rows_table(merged.to_dict("records"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from profiles.errors import UserError
@@ -52,17 +53,32 @@ def validate_profile_table(df: pd.DataFrame, origin: str = "profile table") -> p
     df = df.copy()
     if ERROR_BAND not in df.columns:
         df[ERROR_BAND] = float("nan")
+    df = df.reset_index(drop=True)
     for column in (LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB, BATCH):
         values = pd.to_numeric(df[column], errors="coerce")
-        bad = values.isna() | (values <= 0)
+        bad = values.isna() | (values <= 0) | ~np.isfinite(values.fillna(0.0))
+        if column == BATCH:
+            bad |= (values != values.round()) | (values > 1_000_000)
         if bad.any():
-            row = int(bad.idxmax())
+            row = int(bad.to_numpy().argmax())
             raise ProfileTableError(
-                f"{origin}: row {row + 1}: column {column} must be a positive number, "
-                f"got {df[column].iloc[row]}"
+                f"{origin}: row {row + 1}: column {column} must be a positive number"
+                f"{' (whole)' if column == BATCH else ' (finite)'}, got {df[column].iloc[row]}"
             )
         df[column] = values
     df[BATCH] = df[BATCH].astype("int64")
+    for column in (PIECE, HARDWARE):
+        blank = df[column].isna() | (df[column].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(blank.to_numpy().argmax())
+            raise ProfileTableError(f"{origin}: row {row + 1}: column {column} is empty")
+    bad_source = ~df[SOURCE].isin(SOURCES)
+    if bad_source.any():
+        row = int(bad_source.to_numpy().argmax())
+        raise ProfileTableError(
+            f"{origin}: row {row + 1}: column source must be one of {', '.join(SOURCES)}, "
+            f"got {df[SOURCE].iloc[row]!r}"
+        )
     bad_runtime = ~df[RUNTIME].isin(RUNTIMES)
     if bad_runtime.any():
         row = int(bad_runtime.idxmax())

@@ -357,3 +357,13 @@ def test_a_cuda_target_compiles_without_a_gpu(setup, tmp_path):
     assert elf_machine(tmp_path / "model.so") == EM_AARCH64
     again = compile_library(model, {"x": [1, 8]}, "nvidia-orin-nano", "tvm", tmp_path / "again.so")
     assert again["cached"] and (tmp_path / "again.so").read_bytes() == (tmp_path / "model.so").read_bytes()
+
+
+def test_session_settings_follow_the_runtime_and_the_hardware_class():
+    from placement.export.artifacts import session_settings
+
+    ort_settings = session_settings(EDGE_HW)
+    assert ort_settings["intra_op_num_threads"] == 4 and ort_settings["runtime"] == "onnxruntime"
+    assert session_settings("nvidia-t4")["execution_providers"][0] == "CUDAExecutionProvider"
+    ov = session_settings(EDGE_HW, "openvino")
+    assert ov["runtime"] == "openvino" and ov["properties"]["INFERENCE_NUM_THREADS"] == "4"

@@ -93,8 +93,9 @@ def io_description(model: onnx.ModelProto) -> dict:
             "outputs": [describe(v) for v in model.graph.output]}
 
 
-def session_settings(hardware: str) -> dict:
-    """ONNX Runtime session settings for a piece on `hardware`: threads = the class's cores."""
+def session_settings(hardware: str, runtime: str = "onnxruntime") -> dict:
+    """Session settings for a piece on `hardware`: ONNX Runtime's threads (the class's cores) and
+    execution providers, or OpenVINO's CPU plugin properties as the profiler measured them."""
     from profiles.hardware import get_hardware
 
     try:
@@ -102,8 +103,12 @@ def session_settings(hardware: str) -> dict:
         cores, gpu = hw.cores, hw.kind == "gpu"
     except KeyError:
         cores, gpu = 1, False
+    if runtime == "openvino":
+        from profiles.openvino_adapter import compile_config
+
+        return {"runtime": "openvino", "device": "CPU", "properties": compile_config(cores)}
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else ["CPUExecutionProvider"]
-    return {"execution_providers": providers, "intra_op_num_threads": cores,
+    return {"runtime": "onnxruntime", "execution_providers": providers, "intra_op_num_threads": cores,
             "inter_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_ALL",
             "execution_mode": "ORT_SEQUENTIAL"}
 
@@ -151,5 +156,5 @@ def build_artifact(ws, sources: dict, unit: Unit, root: Path, prepared_cache: di
             artifact.notes.append(f"{unit.piece} on {unit.hardware}: {info['note']}")
     else:
         artifact.session = str(runtime_dir / "session.json")
-        (root / artifact.session).write_text(json.dumps(session_settings(unit.hardware), indent=2) + "\n")
+        (root / artifact.session).write_text(json.dumps(session_settings(unit.hardware, unit.runtime), indent=2) + "\n")
     return artifact, info

@@ -128,8 +128,9 @@ def _write_bundle(ws, plan: Plan, layout: Layout, root: Path, progress) -> Manif
             cloud_models[f"{pool.name}/{a.unit.name}"] = {
                 "triton_model": triton.triton_model_name(a), "inputs": [v["name"] for v in a.io["inputs"]]}
             if a.unit.runtime != "onnxruntime":
+                where = a.library or a.session
                 notes.append(f"{pool.name}: the plan runs {a.unit.piece} with {a.unit.runtime}; Triton serves "
-                             f"its ONNX with ONNX Runtime; the TVM library is {a.library} for a custom server")
+                             f"its ONNX with ONNX Runtime; {where} is for a server of your own")
         tag = plan.provenance.spec_sha256[:12]
         (root / folder / "Dockerfile").write_text(
             f"FROM {kubernetes.TRITON_IMAGE}\nCOPY triton/ /models/\n")

@@ -66,8 +66,10 @@ def write_site(site: Site, artifacts: dict, root: Path, folder: Path, *, applica
     written.append(str(folder / "runner.py"))
     runtimes = {u.runtime for u in site.units}
     requirements = ["numpy"]
-    if runtimes - set(TVM_RUNTIMES):
+    if "onnxruntime" in runtimes:
         requirements.append("onnxruntime")
+    if "openvino" in runtimes:
+        requirements.append("openvino")
     if runtimes & set(TVM_RUNTIMES) and tvm_version:
         requirements.append(f"apache-tvm=={tvm_version.split(',')[0].strip()}")
     _write(root / folder / "requirements.txt", "\n".join(requirements) + "\n", written, folder)

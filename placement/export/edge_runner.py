@@ -41,6 +41,13 @@ class Piece:
             self._tvm = tvm
             self.dev = tvm.cuda(0) if spec.get("device") == "cuda" else tvm.cpu(0)
             self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(folder / spec["library"])), self.dev)
+        elif self.runtime == "openvino":
+            import openvino as ov
+
+            settings = json.loads((folder / spec["session"]).read_text())
+            core = ov.Core()
+            self.compiled = core.compile_model(core.read_model(str(folder / spec["onnx"])),
+                                               settings.get("device", "CPU"), settings.get("properties", {}))
         else:
             import onnxruntime as ort
 
@@ -57,6 +64,9 @@ class Piece:
         if self.runtime in TVM_RUNTIMES:
             args = [self._tvm.runtime.tensor(np.ascontiguousarray(feeds[n]), self.dev) for n in self.inputs]
             return dict(zip(self.outputs, _flatten(self.vm["main"](*args))))
+        if self.runtime == "openvino":
+            result = self.compiled({n: feeds[n] for n in self.inputs})
+            return dict(zip(self.outputs, (np.asarray(result[o]) for o in self.compiled.outputs)))
         return dict(zip(self.outputs, self.session.run(self.outputs, {n: feeds[n] for n in self.inputs})))
 
 

@@ -18,6 +18,7 @@ inference for kernel launches and host<->device copies of small tensors.
 
 from __future__ import annotations
 
+from profiles.hardware_catalog_edge import EDGE_CLASSES
 from profiles.hardware_class import HardwareClass, arm_target, cpu_class, x86_target
 
 # fp32 FLOPs per cycle per core: 2 FMA pipes x vector lanes x 2.
@@ -231,3 +232,6 @@ _add(HardwareClass(
              "cores = 2 NeuronCore-v2; TVM has no Neuron backend, so profiles must be imported",
              "overhead 0.3 ms assumed: Neuron runtime invocation + host<->device copies"],
 ))
+
+# phones by SoC class, more Jetson modules, an x86 NUC and NPU boards (profiles/hardware_catalog_edge.py)
+BUILTIN.extend(EDGE_CLASSES)

@@ -105,6 +105,21 @@ class FleetSegment(_Strict):
         default=False,
         description="true: the devices are already installed; only their power is charged",
     )
+    owned_by: Literal["operator", "users"] = Field(
+        default="operator",
+        description="users: the devices are the users' own (a phone population): neither their "
+        "price nor their power is charged (implies owned); the share is a share of the users",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _users_own_theirs(cls, data):
+        """`owned_by: users` implies `owned` (an explicit `owned: false` contradicts it)."""
+        if isinstance(data, dict) and data.get("owned_by") == "users":
+            if data.get("owned") is False:
+                raise ValueError("owned_by: users means the devices are owned; drop owned: false")
+            data = {**data, "owned": True}
+        return data
 
 
 class CloudCandidate(_Strict):

@@ -292,7 +292,7 @@ def test_split_models_in_a_fleet_share_the_tail_pool():
     ev = evaluate(problem, result.assignment)
     a, b = ev.assignment["a/det"], ev.assignment["b/det"]
     assert a.cut == "t1" and b.cut == "t1" and a.pool == b.pool and a.pool_segments == ("a", "b")
-    assert a.head["location"] == "edge:pi4@a" and b.head["location"] == "edge:pi4@b"
+    assert a.head.location == "edge:pi4@a" and b.head.location == "edge:pi4@b"
     assert set(ev.device_load) == {"edge:pi4@a", "edge:pi4@b"}
     assert ev.monthly_usd == pytest.approx(brute_force(problem).monthly_usd, abs=0.01)
     plan = make_plan(problem, result, ev, tvm_version=None)

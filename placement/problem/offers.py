@@ -1,0 +1,92 @@
+"""The offers a spec allows, and the edge devices it would install at its sites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from placement.spec import ApplicationSpec
+from pricing import table as ot
+
+HOURS_PER_MONTH = 730.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+
+
+@dataclass(frozen=True)
+class EdgeDevice:
+    offer: str
+    device: str
+    memory_mb: float
+    unit_usd: float
+    power_w: float
+    capex_monthly_usd_per_site: float
+    power_monthly_usd_per_site: float
+    price_source: str
+    price_date: str
+    sites: int  # sites that have one (a fleet segment's sites, or all sites)
+    segment: str | None = None  # the fleet segment it is installed in
+    owned: bool = False  # already installed: capex is sunk, only power is charged
+
+    @property
+    def monthly_usd_per_site(self) -> float:
+        return self.capex_monthly_usd_per_site + self.power_monthly_usd_per_site
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.monthly_usd_per_site * self.sites
+
+    @property
+    def label(self) -> str:
+        return f"{self.device} ({self.segment})" if self.segment else self.device
+
+
+def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFrame:
+    """The offers the spec allows: its edge devices and its cloud filters."""
+    edge_ids = list(spec.hardware.edge) + [seg.device for seg in spec.fleet or []]
+    parts = [offers[(offers[ot.TIER] == "edge") & offers[ot.INSTANCE_TYPE].isin(edge_ids)]]
+    cloud = offers[offers[ot.TIER] == "cloud"]
+    for cand in spec.hardware.cloud:
+        sel = cloud[(cloud[ot.PROVIDER] == cand.provider) & cloud[ot.REGION].isin(cand.regions)]
+        if cand.instance_types:
+            sel = sel[sel[ot.INSTANCE_TYPE].isin(cand.instance_types)]
+        if cand.gpu is not None:
+            has_gpu = sel[ot.ACCELERATOR].fillna("").str.startswith("nvidia")
+            sel = sel[has_gpu if cand.gpu else ~has_gpu]
+        if cand.max_hourly_usd is not None:
+            sel = sel[sel[ot.HOURLY_USD] <= cand.max_hourly_usd]
+        parts.append(sel)
+    return pd.concat(parts).drop_duplicates(ot.OFFER).reset_index(drop=True)
+
+
+def edge_device(spec: ApplicationSpec, row: dict, *, sites: int, segment: str | None,
+                owned: bool) -> EdgeDevice:
+    """One edge offer installed at `sites` sites: its amortised price and its power bill."""
+    capex = 0.0 if owned else float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
+    power = float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH * spec.edge.electricity_usd_per_kwh
+    return EdgeDevice(
+        offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
+        memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
+        power_w=float(row[ot.POWER_W]), capex_monthly_usd_per_site=capex,
+        power_monthly_usd_per_site=power, price_source=str(row[ot.PRICE_SOURCE]),
+        price_date=str(row[ot.PRICE_DATE]), sites=sites, segment=segment, owned=owned,
+    )
+
+
+def price(row: dict, column: str) -> float | None:
+    value = row[column]
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def oldest_price_date(cands: pd.DataFrame) -> str:
+    dates = sorted({str(d) for d in cands[ot.PRICE_DATE].dropna()})
+    return dates[0] if dates else "unknown"
+
+
+def why_no_option(piece: str, cands: pd.DataFrame, profiled: set) -> str:
+    if cands.empty:
+        return "no candidate offers match the spec's hardware filters"
+    if not profiled & set(cands[ot.HARDWARE]):
+        return (f"no profile for {piece!r} on any candidate hardware "
+                f"({', '.join(sorted(set(cands[ot.HARDWARE])))})")
+    return "every candidate is too small (memory) or too slow for the load (utilisation cap)"

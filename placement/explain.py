@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from placement.evaluate import Evaluation, evaluate
-from placement.problem import Problem
-from placement.solver import MICRO, US_PER_MS, PlacementModel
+from placement.problem import Problem, segment_subsets
+from placement.solver import PlacementModel
 
 GROUP_WORDS = {
     "slo": "the latency SLO",
@@ -44,10 +44,6 @@ class Slack:
     detail: str = ""
 
 
-def _ok(solver) -> bool:
-    return solver.status_name(solver.status) in ("OPTIMAL", "FEASIBLE")
-
-
 def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0,
                        workers: int = 2) -> Explanation:
     if problem.unplaceable:
@@ -57,20 +53,17 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
         return Explanation(binding=binding, messages=msgs)
 
     grouped = PlacementModel(problem, groups=True)
-    groups = list(grouped.group_literals)
-    lits = [grouped.group_literals[g] for g in groups]
-    solver = grouped.run("cost", time_limit_s=time_limit_s, seed=seed, workers=1, assumptions=lits)
-    if _ok(solver):
+    once = dict(time_limit_s=time_limit_s, seed=seed, workers=1)
+    run = grouped.run("cost", enforce=grouped.group_literals, **once)
+    if run.ok:
         return Explanation(binding=[], messages=["the spec is feasible"])
-    core_indices = set(solver.sufficient_assumptions_for_infeasibility())
-    binding = [g for g in groups if grouped.group_literals[g].index in core_indices]
+    binding = list(run.blamed)
     if not binding:  # unknown (time limit): say so rather than guess
         return Explanation(binding=[], messages=["no explanation found within the time limit"])
     # CP-SAT's core is sufficient, not minimal: drop each group whose removal keeps it infeasible.
     for group in list(binding):
-        rest = [grouped.group_literals[g] for g in binding if g != group]
-        trial = grouped.run("cost", time_limit_s=time_limit_s, seed=seed, workers=1, assumptions=rest)
-        if trial.status_name(trial.status) == "INFEASIBLE":
+        trial = grouped.run("cost", enforce=[g for g in binding if g != group], **once)
+        if trial.status == "infeasible":
             binding.remove(group)
 
     out = Explanation(binding=binding)
@@ -78,15 +71,15 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
     pm = PlacementModel(problem)
     kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
     if "slo" in binding:
-        pm.set_bounds(slo_ms=None, budget_usd=problem.budget_usd)
+        pm.set_limits(slo_ms=None, budget_usd=problem.budget_usd)
         s = pm.run("latency", **kw)
         within = True
-        if not _ok(s):
-            pm.set_bounds(slo_ms=None, budget_usd=None)
+        if not s.ok:
+            pm.set_limits(slo_ms=None, budget_usd=None)
             s = pm.run("latency", **kw)
             within = False
-        if _ok(s):
-            ev = evaluate(problem, pm.assignment(s))
+        if s.ok:
+            ev = evaluate(problem, s.assignment)
             out.fastest_p95_ms, out.fastest_monthly_usd = ev.latency_ms, ev.monthly_usd
             where = "within the budget" if within else "at any cost"
             out.messages.append(
@@ -94,10 +87,10 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
                 f"(${ev.monthly_usd:,.2f}/month); the SLO asks for {problem.slo_ms:g} ms."
             )
     if "budget" in binding:
-        pm.set_bounds(slo_ms=problem.slo_ms, budget_usd=None)
+        pm.set_limits(slo_ms=problem.slo_ms, budget_usd=None)
         s = pm.run("cost", **kw)
-        if _ok(s):
-            ev = evaluate(problem, pm.assignment(s))
+        if s.ok:
+            ev = evaluate(problem, s.assignment)
             out.cheapest_meeting_slo_usd = ev.monthly_usd
             over = ev.monthly_usd - problem.budget_usd
             out.messages.append(
@@ -125,15 +118,13 @@ def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: in
 def _largest_site_share(problem: Problem, **kw) -> float | None:
     """The largest share of sites a plan can bring within the SLO: each share a set of segments
     makes, largest first, until one is feasible (a fleet has at most six segments)."""
-    from placement.problem import segment_subsets
-
     shares = sorted({round(sum(lane.share for lane in subset), 9)
                      for subset in segment_subsets(problem.lanes)}, reverse=True)
     for share in shares:
         if share >= problem.min_site_share - 1e-9:
             continue
         trial = replace(problem, min_site_share=share)
-        if _ok(PlacementModel(trial).run("cost", **kw)):
+        if PlacementModel(trial).run("cost", **kw).ok:
             return share
     return None
 
@@ -145,22 +136,22 @@ def slack_report(problem: Problem, evaluation: Evaluation, objective: str = "cos
     kw = dict(time_limit_s=time_limit_s, seed=seed, workers=workers)
     out: list[Slack] = []
 
-    pm.set_bounds(slo_ms=None, budget_usd=problem.budget_usd)
+    pm.set_limits(slo_ms=None, budget_usd=problem.budget_usd)
     s = pm.run("cost", **kw)
     slo_binding, detail = False, ""
-    if objective == "cost" and _ok(s):
-        free = s.objective_value / MICRO
+    if objective == "cost" and s.ok:
+        free = s.objective_value
         if free < evaluation.monthly_usd - 0.01:
             slo_binding = True
             detail = f"without the SLO the cheapest plan costs ${free:,.2f}/month"
     out.append(Slack("slo", problem.slo_ms, evaluation.latency_ms,
                      problem.slo_ms - evaluation.latency_ms, "ms", slo_binding, detail))
 
-    pm.set_bounds(slo_ms=problem.slo_ms, budget_usd=None)
+    pm.set_limits(slo_ms=problem.slo_ms, budget_usd=None)
     s = pm.run("latency", **kw)
     budget_binding, detail = False, ""
-    if objective == "latency" and _ok(s):
-        free = s.objective_value / US_PER_MS
+    if objective == "latency" and s.ok:
+        free = s.objective_value
         if free < evaluation.latency_ms - 0.01:
             budget_binding = True
             detail = f"without the budget the fastest plan takes {free:,.1f} ms"

@@ -2,8 +2,8 @@
 
 Each step asks for the cheapest plan strictly faster than the last point, then the fastest
 plan at that cost (so every point is Pareto-optimal, not just cheapest-at-a-bound). One CP-SAT
-model serves the whole sweep: only the bounds of `end` and `cost` change, and the previous
-plan is the hint.
+model serves the whole sweep: only its SLO and budget limits change (`set_limits`), and the
+previous plan is the hint.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from placement.evaluate import Evaluation, evaluate
 from placement.problem import Problem
-from placement.solver import MICRO, PlacementModel, _set_domain
+from placement.solver import PlacementModel
 
 
 @dataclass
@@ -30,10 +30,6 @@ class FrontierPoint:
         return self.evaluation.latency_ms
 
 
-def _status(solver) -> str:
-    return {"OPTIMAL": "optimal", "FEASIBLE": "feasible"}.get(solver.status_name(solver.status), "none")
-
-
 def frontier(problem: Problem, *, max_points: int = 20, time_limit_s: float = 10.0, seed: int = 0,
              workers: int = 2, respect_budget: bool = True) -> list[FrontierPoint]:
     """Pareto points from the cheapest plan (any latency) to the fastest, cheapest first."""
@@ -46,25 +42,21 @@ def frontier(problem: Problem, *, max_points: int = 20, time_limit_s: float = 10
     bound_ms: float | None = None
     previous: dict | None = None
     while len(points) < max_points:
-        pm.set_bounds(slo_ms=bound_ms, budget_usd=budget)
+        pm.set_limits(slo_ms=bound_ms, budget_usd=budget)
         pm.hint(previous)
         cheapest = pm.run("cost", **kw)
-        status = _status(cheapest)
-        if status == "none":
+        if not cheapest.ok:
             break
         # The fastest plan at this cost: the Pareto point behind this bound.
-        cost_ub = int(round(cheapest.objective_value))
-        _set_domain(pm.model, pm.cost, 0, cost_ub)
-        pm.hint(pm.assignment(cheapest))
+        pm.set_limits(slo_ms=bound_ms, budget_usd=cheapest.objective_value)
+        pm.hint(cheapest.assignment)
         fastest = pm.run("latency", **kw)
-        if _status(fastest) == "none":
+        if not fastest.ok:
             fastest = cheapest
-        elif _status(fastest) == "feasible":
-            status = "feasible"
-        assignment = pm.assignment(fastest)
-        ev = evaluate(problem, assignment)
-        points.append(FrontierPoint(assignment, ev, status))
-        previous = assignment
+        status = "optimal" if cheapest.status == fastest.status == "optimal" else "feasible"
+        ev = evaluate(problem, fastest.assignment)
+        points.append(FrontierPoint(fastest.assignment, ev, status))
+        previous = fastest.assignment
         bound_ms = ev.latency_ms - 0.001  # strictly faster next time (1 us)
         if bound_ms <= 0:
             break
@@ -85,4 +77,4 @@ def prune_dominated(points: list[FrontierPoint]) -> list[FrontierPoint]:
     return sorted(kept, key=lambda p: (p.monthly_usd, p.latency_ms))
 
 
-__all__ = ["FrontierPoint", "frontier", "prune_dominated", "MICRO"]
+__all__ = ["FrontierPoint", "frontier", "prune_dominated"]

@@ -46,9 +46,13 @@ def synthetic_instance(
     max_extra_replicas: int = 2,
     batches: tuple[int, ...] = (1, 4),
     fleet_segments: int = 0,
+    tail_spread: float = 0.0,
 ) -> Instance:
     """`fleet_segments` > 0: a mixed fleet of that many segments (sites split evenly, devices
-    taken in turn from the edge devices) instead of a uniform one."""
+    taken in turn from the edge devices) instead of a uniform one. `tail_spread` > 0: each
+    (piece, hardware, runtime) gets its own p95/p50 ratio in [1, 1 + tail_spread] instead of
+    1.15, so a runtime can have the lower p50 and the higher p95 (drawn from a second random
+    stream: the rest of the instance stays the same)."""
     rng = np.random.default_rng(seed)
     names = [f"m{i}" for i in range(n_pieces)]
     # A random DAG in topological order: every piece hangs off an earlier node.
@@ -117,6 +121,14 @@ def synthetic_instance(
                         pt.MEASURED_AT: "2026-01-01", pt.TVM_VERSION: "0.27.0", pt.ERROR_BAND: None,
                     })
     profiles = pd.DataFrame(prof_rows, columns=pt.PROFILE_COLUMNS)
+    if tail_spread > 0:
+        tails = np.random.default_rng([seed, 1])
+        ratio = {key: 1.0 + tail_spread * float(tails.random()) for key in sorted(
+            set(zip(profiles[pt.PIECE], profiles[pt.HARDWARE], profiles[pt.RUNTIME])))}
+        profiles[pt.LATENCY_MS_P95] = [
+            p50 * ratio[key] for p50, key in zip(
+                profiles[pt.LATENCY_MS_P50],
+                zip(profiles[pt.PIECE], profiles[pt.HARDWARE], profiles[pt.RUNTIME]))]
     io_bytes = {n: (int(rng.choice([4_096, 150_528, 602_112])), int(rng.choice([4_000, 40_000])))
                 for n in names}
 

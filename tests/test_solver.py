@@ -5,21 +5,36 @@ from __future__ import annotations
 import itertools
 import math
 
+import pandas as pd
 import pytest
-from factories import build, one_model_spec, one_model_tables
+from factories import build, one_model_spec, one_model_tables, profile_row
 
 from placement.evaluate import evaluate, resolve_assignment, tiered_cost_usd
-from placement.problem import build_problem
+from placement.problem import best_runtime_rows, build_problem, runtime_front
 from placement.queueing import erlang_c, wait_ms_at_percentile
 from placement.solver import PlacementModel, solve
-from placement.synthetic import synthetic_instance
+from placement.spec import parse_spec
+from placement.synthetic import EGRESS_SOURCE, EGRESS_TIERS, synthetic_instance
+from profiles import table as pt
+
+
+def _lower_bound(combo, objective) -> float:
+    """No more than `evaluate` says: the cloud pools' bill (each pool once), or the slowest
+    piece (every piece lies on a source-to-sink path)."""
+    if objective != "cost":
+        return max(o.latency_ms for o in combo)
+    pools = {o.pool or o.id: o.monthly_usd for o in combo}
+    return sum(pools.values())
 
 
 def brute_force(problem, objective="cost"):
-    """Cheapest (or fastest) feasible assignment by enumerating every combination."""
+    """Cheapest (or fastest) feasible assignment by enumerating every combination (skipping,
+    exactly, those whose lower bound cannot beat the best so far)."""
     best = None
     pieces = problem.pieces
     for combo in itertools.product(*(problem.options[p] for p in pieces)):
+        if best is not None and _lower_bound(combo, objective) >= best[0]:
+            continue
         ev = evaluate(problem, dict(zip(pieces, combo)))
         if not ev.feasible:
             continue
@@ -212,7 +227,7 @@ def test_split_model_runs_its_head_at_the_site_and_its_tail_in_the_cloud():
     result = solve(problem)
     assert result.status == "optimal"
     chosen = problem.option(result.assignment["det"])
-    assert chosen.cut == "t1" and chosen.head["offer"] == "edge:pi" and chosen.tier == "cloud"
+    assert chosen.cut == "t1" and chosen.head.offer == "edge:pi" and chosen.tier == "cloud"
     ev = evaluate(problem, result.assignment)
     # the 3 kB cut crosses the 5 Mbps uplink: 4.8 ms + half the 20 ms round trip
     assert chosen.cut_transfer_ms == pytest.approx(3_000 * 8 / 5_000 + 10.0)
@@ -263,11 +278,6 @@ def test_upper_band_plans_estimates_at_the_top_of_their_error_band():
     assert any("top of their error band" in n for n in upper.notes)
 
 
-def _allowed(pm, piece, option_id) -> bool:
-    var = pm.on[piece, option_id]
-    return list(pm.model.proto.variables[var.index].domain)[-1] == 1
-
-
 def test_a_cloud_option_whose_crossings_miss_the_slo_is_ruled_out_before_search():
     # 150 KB up a 5 Mbps link takes 251 ms: the cloud runs det in 12 ms, but its input cannot
     # reach it within a 250 ms SLO, while the Pi at the site can.
@@ -276,13 +286,13 @@ def test_a_cloud_option_whose_crossings_miss_the_slo_is_ruled_out_before_search(
     pm = PlacementModel(problem)
     by_tier = {}
     for o in problem.options["det"]:
-        by_tier.setdefault(o.tier, []).append(_allowed(pm, "det", o.id))
+        by_tier.setdefault(o.tier, []).append(pm.allowed("det", o.id))
     assert by_tier["edge"] == [True]
     assert by_tier["cloud"] and not any(by_tier["cloud"])
     # A faster uplink brings them back.
     fast = build(one_model_spec(uplink=50.0, slo_ms=250.0), offers, profiles, io_bytes)
     pm_fast = PlacementModel(fast)
-    assert any(_allowed(pm_fast, "det", o.id) for o in fast.options["det"] if o.tier == "cloud")
+    assert any(pm_fast.allowed("det", o.id) for o in fast.options["det"] if o.tier == "cloud")
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -295,7 +305,83 @@ def test_static_bounds_keep_every_option_of_every_plan_that_meets_the_slo(seed):
     for combo in itertools.product(*(problem.options[p] for p in problem.pieces)):
         ev = evaluate(problem, dict(zip(problem.pieces, combo)))
         # the plan's own latency as the SLO (plus the model's rounding of each term up to 1 us)
-        pm.set_bounds(slo_ms=ev.latency_ms + 0.001 * (2 * len(problem.flows) + 3), budget_usd=None)
-        assert all(_allowed(pm, p, o.id) for p, o in zip(problem.pieces, combo)), combo
+        pm.set_limits(slo_ms=ev.latency_ms + 0.001 * (2 * len(problem.flows) + 3), budget_usd=None)
+        assert all(pm.allowed(p, o.id) for p, o in zip(problem.pieces, combo)), combo
         checked += 1
     assert checked > 10
+
+
+def _two_runtime_tables():
+    """c1 runs det with onnxruntime at p50 30 / p95 36 ms, or with tvm at p50 10 / p95 40 ms:
+    tvm's p95 is worse, but at 100 requests/s its p50 needs 2 replicas where onnxruntime's
+    needs 5 (load 1.0 vs 3.0 replicas under the 0.7 cap)."""
+    offers, profiles, io_bytes = one_model_tables()
+    profiles = pd.DataFrame([
+        profile_row("det", "hw-pi", 100.0, 120.0),
+        profile_row("det", "hw-c1", 30.0, 36.0),
+        profile_row("det", "hw-c1", 10.0, 40.0, runtime="tvm"),
+    ], columns=pt.PROFILE_COLUMNS)
+    return offers, profiles, io_bytes
+
+
+def test_a_runtime_with_a_worse_p95_but_a_much_better_p50_is_kept_and_wins():
+    offers, profiles, io_bytes = _two_runtime_tables()
+    kept = best_runtime_rows(profiles)
+    assert sorted(kept[kept[pt.HARDWARE] == "hw-c1"][pt.RUNTIME]) == ["onnxruntime", "tvm"]
+    # Budget $300: the Pi at every site costs $399, onnxruntime's 5 replicas $365 + egress;
+    # only tvm's 2 replicas ($146 + $85.6 egress) fit.
+    spec = one_model_spec(sites=100, uplink=50.0, budget=300.0)
+    problem = build(spec, offers, profiles, io_bytes)
+    result = solve(problem)
+    assert result.status == "optimal"
+    chosen = evaluate(problem, result.assignment)
+    assert chosen.feasible and chosen.assignment["det"].runtime == "tvm"
+    assert chosen.assignment["det"].replicas == 2
+    gb = 4_000 * 100 * 730 * 3600 / 1e9
+    assert chosen.monthly_usd == pytest.approx(2 * 0.1 * 730 + (gb - 100) * 0.09)
+    # Keeping only the lowest-p95 runtime (the old rule) finds no plan at all.
+    lowest_p95 = profiles[profiles[pt.RUNTIME] != "tvm"]
+    assert solve(build(spec, offers, lowest_p95, io_bytes)).status == "infeasible"
+    # The unpruned problem (every runtime, every option) agrees.
+    unpruned = build_problem(parse_spec(spec), profiles, offers, io_bytes, egress_tiers=EGRESS_TIERS,
+                             egress_source=EGRESS_SOURCE, prune=False)
+    assert solve(unpruned).objective_value == pytest.approx(result.objective_value)
+
+
+def test_runtime_front_keeps_the_non_dominated_and_one_of_identical_rows():
+    a = profile_row("m", "hw", 10.0, 20.0, runtime="a")
+    b = profile_row("m", "hw", 5.0, 25.0, runtime="b")  # better p50, worse p95: kept
+    c = profile_row("m", "hw", 10.0, 20.0, runtime="c")  # identical to a: only a stays
+    d = profile_row("m", "hw", 12.0, 26.0, runtime="d")  # worse on all: dropped
+    e = profile_row("m", "hw", 12.0, 26.0, 50.0, runtime="e")  # less memory: kept
+    assert [r[pt.RUNTIME] for r in runtime_front([a, b, c, d, e])] == ["a", "b", "e"]
+    # A dominated runtime that needs more replicas offers replica counts the other does not.
+    needs = {"a": 1, "b": 1, "c": 1, "d": 3, "e": 2}
+    assert [r[pt.RUNTIME] for r in runtime_front([a, b, c, d, e], replicas=lambda r: needs[r[pt.RUNTIME]])] \
+        == ["a", "b", "d", "e"]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pruning_never_removes_an_optimum(seed):
+    """Random instances whose runtimes trade p50 against p95: the pruned problem's optimum equals
+    the unpruned one's (every runtime, every option) and brute force over the unpruned options."""
+    inst = synthetic_instance(2, 3, 2, seed=700 + seed, sites=(5, 40, 120)[seed % 3],
+                              max_extra_replicas=seed % 2, tail_spread=1.5, regions=2,
+                              slo_ms=(90.0, 150.0, 400.0)[seed % 3])
+    kw = dict(egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
+    pruned = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes, **kw)
+    full = build_problem(inst.spec, inst.profiles, inst.offers, inst.io_bytes, prune=False, **kw)
+    assert full.num_options > pruned.num_options
+    for objective in ("cost", "latency"):
+        got, want = solve(pruned, objective=objective), solve(full, objective=objective)
+        assert got.status == want.status
+        best = brute_force(full, objective)
+        if best is None:
+            assert got.status == "infeasible"
+            continue
+        assert got.status == "optimal"
+        ev = evaluate(pruned, got.assignment)
+        assert ev.feasible, ev.violations
+        value = ev.monthly_usd if objective == "cost" else ev.latency_ms
+        assert value == pytest.approx(best[0], abs=0.01)
+        assert got.objective_value == pytest.approx(want.objective_value, abs=1e-6)

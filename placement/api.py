@@ -130,7 +130,8 @@ class Workspace:
             sources = []
             for i, (m, resolved) in enumerate(zip(self.spec.models, self.models)):
                 whole = PieceSource(piece=m.name, onnx_path=resolved.onnx_path,
-                                    input_shapes=resolved.input_shapes)
+                                    input_shapes=resolved.input_shapes,
+                                    sample_inputs=resolved.sample_inputs)
                 sources.append(whole)
                 if m.split == "none":
                     continue

@@ -22,6 +22,7 @@ class ResolvedModel:
     name: str
     onnx_path: Path
     input_shapes: dict[str, list[int]]
+    sample_inputs: Path | None = None  # .npz of the input values that matter
 
 
 def resolve_onnx(model: ModelSpec, base_dir: Path | None) -> Path:
@@ -34,12 +35,71 @@ def resolve_onnx(model: ModelSpec, base_dir: Path | None) -> Path:
     return path
 
 
-def input_shapes(model: ModelSpec) -> dict[str, list[int]]:
-    if model.inputs:
-        return {k: list(v) for k, v in model.inputs.items()}
-    if zoo.is_zoo_ref(model.onnx):
-        return zoo.zoo_input_shapes(zoo.parse_zoo_ref(model.onnx))
-    raise KeyError(model.name)
+def input_shapes(model: ModelSpec, values: dict | None = None) -> dict[str, list[int]]:
+    """The shapes of one call: the spec's `inputs`, then the shapes of the given values."""
+    shapes = {k: list(v) for k, v in (model.inputs or {}).items()}
+    for name, array in (values or {}).items():
+        shapes.setdefault(name, [int(d) for d in array.shape])
+    if shapes or not zoo.is_zoo_ref(model.onnx):
+        return shapes
+    return zoo.zoo_input_shapes(zoo.parse_zoo_ref(model.onnx))
+
+
+def input_values(model: ModelSpec, base_dir: Path | None, field: str,
+                 origin: str | None = None) -> dict:
+    """name -> numpy array of the values a model runs with: its `sample_inputs` .npz, then its
+    `input_values`; a bad file or value is a `SpecError` naming the field."""
+    import numpy as np
+
+    values: dict = {}
+    if model.sample_inputs:
+        path = Path(model.sample_inputs)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            with np.load(str(path), allow_pickle=False) as data:
+                values.update({name: np.asarray(data[name]) for name in data.files})
+        except FileNotFoundError:
+            raise SpecError(f"{field}.sample_inputs", f"{str(path)!r} does not exist", origin) from None
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{field}.sample_inputs", f"{str(path)!r} is not a readable .npz "
+                            f"({type(exc).__name__})", origin) from None
+    for name, value in (model.input_values or {}).items():
+        try:
+            array = np.asarray(value)
+            if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+                raise ValueError
+        except ValueError:
+            raise SpecError(f"{field}.input_values.{name}",
+                            "must be a number or nested lists of numbers of one shape", origin) from None
+        values[name] = array
+    for name, array in values.items():
+        declared = (model.inputs or {}).get(name)
+        if declared is not None and list(declared) != [int(d) for d in array.shape]:
+            raise SpecError(f"{field}.inputs.{name}", f"shape {list(declared)} but its values have "
+                            f"shape {list(array.shape)}", origin)
+    return values
+
+
+def _values_file(values: dict) -> Path | None:
+    """The values as a .npz in the cache, named by its content (the profiler keys rows by it)."""
+    if not values:
+        return None
+    import hashlib
+    import io
+
+    import numpy as np
+
+    from profiles.paths import atomic_write_bytes, cache_root
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: values[k] for k in sorted(values)})
+    data = buffer.getvalue()
+    path = cache_root() / "inputs" / f"{hashlib.sha256(data).hexdigest()[:32]}.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    return path
 
 
 def check_onnx_files(spec: ApplicationSpec, base_dir: Path | None, origin: str | None = None) -> None:
@@ -54,7 +114,9 @@ def check_onnx_files(spec: ApplicationSpec, base_dir: Path | None, origin: str |
             except KeyError as exc:
                 raise SpecError(field, str(exc.args[0]), origin) from None
             continue
-        if not model.inputs:
+        values = input_values(model, base_dir, f"models[{i}]", origin)
+        shapes = input_shapes(model, values)
+        if not shapes:
             raise SpecError(f"models[{i}].inputs", "required for a model that is not from the zoo", origin)
         path = resolve_onnx(model, base_dir)
         if not path.is_file():
@@ -65,7 +127,7 @@ def check_onnx_files(spec: ApplicationSpec, base_dir: Path | None, origin: str |
             raise SpecError(field, f"{str(path)!r} is not a valid ONNX model ({type(exc).__name__})", origin) from None
         initializers = {t.name for t in graph.initializer}
         graph_inputs = {v.name: v for v in graph.input if v.name not in initializers}
-        for name, shape in model.inputs.items():
+        for name, shape in shapes.items():
             if name not in graph_inputs:
                 raise SpecError(
                     f"models[{i}].inputs.{name}",
@@ -80,7 +142,7 @@ def check_onnx_files(spec: ApplicationSpec, base_dir: Path | None, origin: str |
                     origin,
                 )
         for name in graph_inputs:
-            if name not in model.inputs:
+            if name not in shapes:
                 raise SpecError(f"models[{i}].inputs", f"no shape given for model input {name!r}", origin)
 
 
@@ -88,7 +150,12 @@ def resolve_models(spec: ApplicationSpec, base_dir: Path | None,
                    origin: str | None = None) -> list[ResolvedModel]:
     """The checked file and shapes of every model (zoo models are generated on first use)."""
     check_onnx_files(spec, base_dir, origin)
-    return [ResolvedModel(m.name, resolve_onnx(m, base_dir), input_shapes(m)) for m in spec.models]
+    resolved = []
+    for i, m in enumerate(spec.models):
+        values = input_values(m, base_dir, f"models[{i}]", origin)
+        resolved.append(ResolvedModel(m.name, resolve_onnx(m, base_dir), input_shapes(m, values),
+                                      _values_file(values)))
+    return resolved
 
 
 def check_hardware_ids(spec: ApplicationSpec, offers, origin: str | None = None) -> None:

@@ -54,6 +54,13 @@ class ModelSpec(_Strict):
     inputs: dict[str, list[PositiveInt]] | None = Field(
         default=None, description="input name -> fixed shape; optional for zoo models"
     )
+    input_values: dict[str, float | int | list] | None = Field(
+        default=None, description="input name -> the values to run it with (a number or nested "
+        "lists), for inputs whose values matter (sizes, sample rates, token ids); its shape is "
+        "taken from the values")
+    sample_inputs: str | None = Field(
+        default=None, description="a .npz file (relative to the spec) of input values by input "
+        "name, used like input_values; shapes are taken from its arrays")
     calls_per_request: PositiveFloat = 1.0
     split: Literal["auto", "none"] | list[str] = Field(
         default="none",
@@ -388,24 +395,80 @@ def parse_spec(data: object, origin: str | None = None) -> ApplicationSpec:
     return spec
 
 
+# A spec is a page of YAML: anything this large or this deep is not one (and would cost minutes
+# and gigabytes to parse before failing).
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_DEPTH = 32
+
+
 def load_spec(path: str | Path) -> tuple[ApplicationSpec, Path]:
-    """Read and validate a YAML/JSON spec; returns the spec and the directory paths resolve from."""
+    """Read and validate a YAML/JSON spec; returns the spec and the directory paths resolve from.
+
+    Checked at the door, each as one `SpecError` line: the file exists and is a file, is at most
+    `MAX_SPEC_BYTES`, is UTF-8 text (no NUL bytes), is YAML nested at most `MAX_SPEC_DEPTH`
+    deep, and names no key twice in one mapping."""
     path = Path(path)
     origin = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if path.is_dir():
+            raise SpecError("(file)", "is a directory, not a spec file", origin)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError("(file)", f"{size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,} bytes", origin)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError("(file)", "no such file", origin) from None
     except OSError as exc:
         raise SpecError("(file)", f"cannot read: {exc.strerror}", origin) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError("(file)", f"not UTF-8 text (byte {exc.start})", origin) from None
+    if "\x00" in text:
+        raise SpecError("(file)", "holds binary data (a NUL byte), not YAML text", origin)
+    data = _safe_yaml(text, origin)
+    base_dir = path.parent.resolve()
+    return parse_spec(data, origin), base_dir
+
+
+def _safe_yaml(text: str, origin: str | None) -> object:
+    """`yaml.safe_load` that refuses duplicate keys, deep nesting and aliases that expand."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _check_node(node, 0, set())
+        return yaml.load(text, Loader=yaml.SafeLoader)
+    except SpecError as exc:
+        raise SpecError(exc.field, exc.message, origin) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
-        raise SpecError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", origin) from None
-    base_dir = path.parent.resolve()
-    return parse_spec(data, origin), base_dir
+        raise SpecError(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}", origin) from None
+    except RecursionError:
+        raise SpecError("(file)", f"nested more than {MAX_SPEC_DEPTH} levels deep", origin) from None
+
+
+def _check_node(node, depth: int, seen: set[int]) -> None:
+    where = f"line {node.start_mark.line + 1}"
+    if depth > MAX_SPEC_DEPTH:
+        raise SpecError(where, f"nested more than {MAX_SPEC_DEPTH} levels deep")
+    if id(node) in seen:  # an alias: a spec has no use for them, and they can expand exponentially
+        raise SpecError(where, "YAML aliases (*name) are not allowed in a spec")
+    if isinstance(node, yaml.MappingNode):
+        seen.add(id(node))
+        keys: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            if name in keys:
+                raise SpecError(f"line {key.start_mark.line + 1}", f"key {name!r} appears twice in one mapping")
+            keys.add(name)
+            _check_node(key, depth + 1, seen)
+            _check_node(value, depth + 1, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        seen.add(id(node))
+        for item in node.value:
+            _check_node(item, depth + 1, seen)
 
 
 def spec_json_schema() -> dict:

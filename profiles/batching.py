@@ -58,8 +58,8 @@ def batch_plan(source: PieceSource, digest: str, batches: Sequence[int] | None, 
                     f"{leading_dim(source.input_shapes)} in the ONNX file and cannot be re-set "
                     f"safely to stack calls; profiled at batch 1 only (one call at the given shapes)"))
                 return [(base, source, digest)]
-            plan.append((batch, PieceSource(piece=source.piece, onnx_path=path,
-                                            input_shapes=shapes), model_digest(path)))
+            plan.append((batch, PieceSource(piece=source.piece, onnx_path=path, input_shapes=shapes,
+                                            sample_inputs=source.sample_inputs), model_digest(path)))
     return plan
 
 

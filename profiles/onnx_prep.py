@@ -128,7 +128,8 @@ def input_specs(model: onnx.ModelProto) -> dict[str, tuple[list[int], str]]:
     for value in graph_inputs(model):
         shape = static_shape(value)
         if shape is None:
-            raise InputShapeError(f"input {value.name!r} has no static shape; prepare the model first")
+            raise InputShapeError(f"input {value.name!r} has no fixed shape {_dims(value)}; give its "
+                                  f"shape in the spec's inputs")
         specs[value.name] = (shape, _np_dtype(value).name)
     return specs
 
@@ -269,7 +270,8 @@ def io_bytes(prepared_model: onnx.ModelProto) -> IOBytes:
             shape = static_shape(value)
             if shape is None:
                 raise InputShapeError(
-                    f"{value.name!r} has no static shape {_dims(value)}; prepare the model first"
+                    f"{value.name!r} has no fixed shape {_dims(value)}: its size depends on the "
+                    f"values the model runs with"
                 )
             n += int(np.prod(shape, dtype=np.int64)) * _np_dtype(value).itemsize
         return n
@@ -306,6 +308,82 @@ def random_feeds(specs: Mapping[str, tuple[list[int], str]], seed: int = 0) -> d
         else:
             feeds[input_name] = rng.integers(0, 2, size=shape).astype(dt)
     return feeds
+
+
+def fix_input_shapes(path_or_model: str | Path | onnx.ModelProto,
+                     input_shapes: Mapping[str, list[int]]) -> onnx.ModelProto:
+    """The model with its input dims fixed and nothing else changed: what ONNX Runtime runs when
+    `prepare_onnx` cannot fold the model (control flow, recurrent ops) for TVM."""
+    path = None if isinstance(path_or_model, onnx.ModelProto) else Path(path_or_model)
+    model = load_onnx(path_or_model)
+    name = model_name(model, path)
+    _fix_input_dims(model, input_shapes, name)
+    if not model.graph.name:
+        model.graph.name = path.stem if path else "model"
+    return model
+
+
+def model_ops(model: onnx.ModelProto) -> list[str]:
+    """The distinct operator types of a model (its subgraphs' too), sorted."""
+    ops: set[str] = set()
+
+    def walk(graph) -> None:
+        for node in graph.node:
+            ops.add(node.op_type)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    walk(attr.g)
+                for g in attr.graphs:
+                    walk(g)
+
+    walk(model.graph)
+    return sorted(ops)
+
+
+# Operators TVM's Relax ONNX importer has trouble with in a folded static graph: named in the
+# one-line reason when preparing a model fails.
+CONTROL_FLOW_OPS = ("If", "Loop", "Scan", "LSTM", "GRU", "RNN", "SequenceConstruct", "SequenceAt",
+                    "SplitToSequence", "ConcatFromSequence", "NonZero", "Unique")
+
+
+def prepare_failure_reason(path_or_model: str | Path | onnx.ModelProto, exc: Exception) -> str:
+    """One line for a person: why a model could not be prepared, naming the operators that
+    usually cause it (control flow, recurrent ops) when the model has them."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    first = first.split(": shape inference or folding failed: ")[-1]
+    if len(first) > 160:
+        first = first[:157] + "..."
+    try:
+        ops = [op for op in model_ops(load_onnx(path_or_model)) if op in CONTROL_FLOW_OPS]
+    except OnnxPrepError:
+        ops = []
+    named = f" (the model uses {', '.join(ops)})" if ops else ""
+    return f"shapes could not be fixed and folded for TVM{named}: {first}"
+
+
+def sample_feeds(specs: Mapping[str, tuple[list[int], str]], seed: int = 0,
+                 sample_inputs: str | Path | None = None) -> dict[str, np.ndarray]:
+    """`random_feeds`, with the arrays of a sample-input `.npz` (by input name) in place of the
+    random ones: for inputs whose values matter (sizes, sample rates, token ids)."""
+    feeds = random_feeds(specs, seed)
+    if sample_inputs:
+        with np.load(str(sample_inputs), allow_pickle=False) as data:
+            for name in data.files:
+                if name in feeds:
+                    feeds[name] = _fit(np.asarray(data[name]), feeds[name], name)
+    return feeds
+
+
+def _fit(values: np.ndarray, like: np.ndarray, name: str) -> np.ndarray:
+    """Given values as the input's dtype and shape; k calls stacked along dim 0 repeat them."""
+    values = values.astype(like.dtype)
+    if values.shape == like.shape:
+        return values
+    if (values.ndim == like.ndim and values.ndim and values.shape[1:] == like.shape[1:]
+            and values.shape[0] and like.shape[0] % values.shape[0] == 0):
+        return np.concatenate([values] * (like.shape[0] // values.shape[0]), axis=0)
+    raise InputShapeError(f"input {name!r}: values of shape {list(values.shape)} do not fit the "
+                          f"shape {list(like.shape)}")
 
 
 def is_prepared(model: onnx.ModelProto, input_shapes: Mapping[str, list[int]]) -> bool:

@@ -19,7 +19,7 @@ from profiles.child import ChildFailure, run_in_child
 from profiles.contention import CpuWatch
 from profiles.hardware import local_cores
 from profiles.measure import MeasureConfig, Measurement, warm_up_and_plan
-from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
+from profiles.onnx_prep import ensure_prepared, input_specs, model_name, sample_feeds, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +33,20 @@ def measure_onnxruntime(
     input_shapes: Mapping[str, list[int]],
     config: MeasureConfig | None = None,
     threads: int | None = None,
+    *,
+    prepare: bool = True,
+    sample_inputs: str | Path | None = None,
 ) -> Measurement:
     """Latency p50/p95 and memory of `model` under ONNX Runtime on this machine's CPU.
 
     `threads` is the intra-op thread count (default: the cores this process may use). The model
-    is prepared (`onnx_prep.prepare_onnx`) first unless it already has these static shapes."""
+    is prepared (`onnx_prep.prepare_onnx`) first unless it already has these static shapes, or
+    with `prepare=False` run as given (its inputs fixed: `onnx_prep.fix_input_shapes`), as for a
+    model TVM cannot prepare. `sample_inputs` (.npz) replaces the random values of its inputs."""
     config = config or MeasureConfig()
     threads = threads or local_cores()
-    model = ensure_prepared(model, input_shapes)
+    if prepare:
+        model = ensure_prepared(model, input_shapes)
     name = model_name(model)
     with tempfile.TemporaryDirectory(prefix="ort-measure-") as tmp:
         path = save_model(model, Path(tmp) / "model.onnx")
@@ -50,6 +56,7 @@ def measure_onnxruntime(
             "config": config.model_dump(),
             "threads": threads,
             "spinning": config.ort_spinning,
+            "sample_inputs": str(sample_inputs) if sample_inputs else None,
         }
         try:
             result = run_in_child(
@@ -89,7 +96,7 @@ def _child_measure(payload: dict, report) -> dict:
     import psutil
 
     config = MeasureConfig.model_validate(payload["config"])
-    feeds = random_feeds(payload["inputs"], config.seed)
+    feeds = sample_feeds(payload["inputs"], config.seed, payload.get("sample_inputs"))
     process = psutil.Process()
     report("session")
     rss_before = process.memory_info().rss

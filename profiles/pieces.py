@@ -18,6 +18,7 @@ class PieceSource(BaseModel):
     piece: str
     onnx_path: Path
     input_shapes: dict[str, list[int]]
+    sample_inputs: Path | None = None  # .npz of input values that matter (by input name)
 
 
 @dataclass(frozen=True)

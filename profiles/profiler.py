@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -31,10 +32,11 @@ from profiles.estimate import calibrated_rows
 from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_hardware
 from profiles.kernel_stats import KernelStats, kernel_stats_many, stats_key
 from profiles.measure import MeasureConfig, Measurement
-from profiles.onnx_prep import IOBytes, io_bytes, model_digest, prepare_onnx
+from profiles.onnx_prep import IOBytes, model_digest, prepare_onnx
 from profiles.openvino_adapter import OpenVinoError, measure_openvino, openvino_available, openvino_version
 from profiles.ort_adapter import OrtError, measure_onnxruntime
 from profiles.pieces import PieceSource, ProfileProblem, RowProvider
+from profiles.prepared import RUNS_UNPREPARED, PreparedPiece, piece_io, prepare_piece
 from profiles.rows import (
     MEASURED_LOCAL,
     batch_of,
@@ -182,7 +184,8 @@ def profile_pieces(
                     break
                 prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
                 key = profile_key(batch_digest, batch_source.input_shapes, local.name, runtime,
-                                  batch, version, config, _runtime_extra(extra, runtime))
+                                  batch, version, config,
+                                  _sample_extra(_runtime_extra(extra, runtime), batch_source))
                 row, measurement, problem, step = _measure_or_reuse(
                     batch_source, batch_digest, runtime, key, batch, local, config, cache, version,
                     prepared, lambda step, r=runtime, p=source.piece: progress(p, r, step))
@@ -246,7 +249,9 @@ def _piece_stats(pieces, plans, cache: ProfileCache, prepared_by_piece: dict,
         prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
         if not prepared:
             prepared.append(_prepare(batch_source))
-        missing.append((source.piece, key, prepared[0], batch))
+        if not prepared[0].ok:  # no folded graph to read kernels from: provisional estimates
+            continue
+        missing.append((source.piece, key, prepared[0].model, batch))
     if missing:
         progress("stats")
         found = kernel_stats_many([(piece, model, batch) for piece, _, model, batch in missing])
@@ -267,11 +272,8 @@ def piece_kernel_stats(pieces: list[PieceSource],
     return _piece_stats(pieces, plans, cache, {}, lambda step: None)
 
 
-def _prepare(source: PieceSource):
-    """The prepared model, named after the piece so TVM's and ORT's messages name it."""
-    prepared = prepare_onnx(source.onnx_path, source.input_shapes)
-    prepared.graph.name = source.piece
-    return prepared
+def _prepare(source: PieceSource) -> PreparedPiece:
+    return prepare_piece(source, prepare=prepare_onnx)
 
 
 def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, batch: int,
@@ -293,6 +295,10 @@ def _measure_or_reuse(source: PieceSource, digest: str, runtime: str, key: str, 
         progress("prepare")
         prepared.append(_prepare(source))
         _remember_io_bytes(cache, digest, source, prepared[0])
+    if not prepared[0].ok and runtime not in RUNS_UNPREPARED:
+        return None, None, ProfileProblem(
+            source.piece, runtime, local.name, "PrepareError",
+            f"{source.piece}: {runtime} cannot run it: {prepared[0].failure}"), "failed"
     progress("measure")
     try:
         measurement = _measure_quietly(prepared[0], source, runtime, local, config, progress)
@@ -337,10 +343,12 @@ def _measure_quietly(prepared, source: PieceSource, runtime: str, local: Hardwar
 
     def once() -> Measurement:
         if runtime == "tvm":
-            return measure_tvm(prepared, source.input_shapes, local, config)
+            return measure_tvm(prepared.model, source.input_shapes, local, config,
+                               sample_inputs=source.sample_inputs)
         if runtime == "openvino":
-            return measure_openvino(prepared, source.input_shapes, config, threads=local.cores)
-        return measure_onnxruntime(prepared, source.input_shapes, config, threads=local.cores)
+            return measure_openvino(prepared.model, source.input_shapes, config, threads=local.cores)
+        return measure_onnxruntime(prepared.model, source.input_shapes, config, threads=local.cores,
+                                   prepare=prepared.ok, sample_inputs=source.sample_inputs)
 
     best = once()
     attempts = 1
@@ -366,6 +374,13 @@ def _runtime_extra(extra: dict[str, str], runtime: str) -> dict[str, str]:
             else extra)
 
 
+def _sample_extra(extra: dict[str, str], source: PieceSource) -> dict[str, str]:
+    """A piece run with given input values (`sample_inputs`) is keyed by those values too."""
+    if source.sample_inputs is None:
+        return extra
+    return {**extra, "sample_inputs": hashlib.sha256(Path(source.sample_inputs).read_bytes()).hexdigest()}
+
+
 def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:
     fields = {"io_bytes": digest,
               "input_shapes": {k: [int(d) for d in v] for k, v in sorted(input_shapes.items())},
@@ -374,8 +389,8 @@ def _io_key(digest: str, input_shapes: dict[str, list[int]]) -> str:
 
 
 def _remember_io_bytes(cache: ProfileCache, digest: str, source: PieceSource,
-                       prepared) -> IOBytes:
-    io = io_bytes(prepared)
+                       prepared: PreparedPiece) -> IOBytes:
+    io = piece_io(prepared, source)
     cache.put(_io_key(digest, source.input_shapes), {"io_bytes": dataclasses.asdict(io)})
     return io
 
@@ -390,5 +405,4 @@ def piece_io_bytes(source: PieceSource, cache: ProfileCache | None = None) -> IO
     entry = cache.get(_io_key(digest, source.input_shapes))
     if entry is not None and "io_bytes" in entry:
         return IOBytes(**entry["io_bytes"])
-    return _remember_io_bytes(cache, digest, source,
-                              prepare_onnx(source.onnx_path, source.input_shapes))
+    return _remember_io_bytes(cache, digest, source, _prepare(source))

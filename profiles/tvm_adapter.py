@@ -36,7 +36,13 @@ from profiles.measure import (
     output_diff,
     warm_up_and_plan,
 )
-from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
+from profiles.onnx_prep import (
+    ensure_prepared,
+    input_specs,
+    model_name,
+    sample_feeds,
+    save_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +104,7 @@ def measure_tvm(
     config: MeasureConfig | None = None,
     *,
     check_against_ort: bool = True,
+    sample_inputs: str | Path | None = None,
 ) -> Measurement:
     """Compile `model` with TVM for `hardware.tvm_target` and measure it on this machine.
 
@@ -119,6 +126,7 @@ def measure_tvm(
             "config": config.model_dump(),
             "check_against_ort": check_against_ort,
             "ort_threads": hardware.cores,
+            "sample_inputs": str(sample_inputs) if sample_inputs else None,
         }
         try:
             result = run_in_child("profiles.tvm_adapter", "_child_measure", payload,
@@ -286,7 +294,7 @@ def _child_measure(payload: dict, report) -> dict:
         report("load")
         dev = tvm.cpu()
         vm = relax.VirtualMachine(executable, dev)
-        feeds = random_feeds(inputs, config.seed)
+        feeds = sample_feeds(inputs, config.seed, payload.get("sample_inputs"))
         args = [tvm.runtime.tensor(feeds[name], dev) for name in inputs]
         main = vm["main"]
 

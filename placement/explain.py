@@ -44,12 +44,21 @@ class Slack:
     detail: str = ""
 
 
+def _unplaceable_group(why: str) -> str:
+    """The constraint group behind a piece with no option (`problem.offers.why_no_option`):
+    memory or throughput only when that is the one cause, else coverage (no usable profile)."""
+    if why.startswith("every candidate is too small (memory)"):
+        return "memory"
+    if why.startswith("every candidate that can hold it is too slow"):
+        return "throughput"
+    return "coverage"
+
+
 def explain_infeasible(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0,
                        workers: int = 2) -> Explanation:
     if problem.unplaceable:
         msgs = [f"{piece} cannot run on any candidate: {why}" for piece, why in problem.unplaceable.items()]
-        binding = sorted({"memory" if "memory" in why else "throughput" if "slow" in why else "coverage"
-                          for why in problem.unplaceable.values()})
+        binding = sorted({_unplaceable_group(why) for why in problem.unplaceable.values()})
         return Explanation(binding=binding, messages=msgs)
 
     grouped = PlacementModel(problem, groups=True)

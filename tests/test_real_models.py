@@ -180,3 +180,24 @@ def test_the_chain_profiles_with_every_runtime_and_plans(tmp_path, monkeypatch, 
     code, out, err = run_cli(monkeypatch, capsys, "frontier", spec)
     assert code == 0, err
     assert "Pareto points" in out
+
+
+def test_rows_only_at_another_batch_are_named_as_the_reason(tmp_path, monkeypatch, capsys):
+    """The issue's first symptom: crop models stored only as batch-6 rows. The plan says so and
+    blames no constraint group that is not the cause (not memory, not throughput)."""
+    import pandas as pd
+
+    spec = _chain(tmp_path)
+    table = pd.read_csv(_chain_profiles_csv(spec, tmp_path))
+    table.loc[table["piece"] == "embed", "batch"] = 6
+    relabelled = tmp_path / "batch6.csv"
+    table.to_csv(relabelled, index=False)
+    code, out, err = run_cli(monkeypatch, capsys, "plan", spec, "--profiles", relabelled,
+                             "-o", tmp_path / "p.json", "--json")
+    assert code == 1
+    plan = yaml.safe_load(out)
+    [message] = plan["explanation"]["messages"]
+    assert "embed" in message and "only at batch 6" in message and "batch 1" in message
+    assert plan["explanation"]["binding"] == ["coverage"]
+    code, out, err = run_cli(monkeypatch, capsys, "frontier", spec, "--profiles", relabelled)
+    assert code == 1 and "only at batch 6" in out

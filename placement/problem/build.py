@@ -81,7 +81,7 @@ def build_problem(
             piece = f"{segment}/{model}" if segment else model
             piece_lane[piece], piece_model[piece] = segment, model
             if not found:
-                unplaceable[piece] = why_no_option(model, cands, runtimes.hardware_of(model))
+                unplaceable[piece] = why_no_option(model, cands, runtimes)
             options[piece] = tuple(found)
 
     pieces, flows = _per_lane(spec, lanes, flows_with_bytes(spec, io_bytes))

@@ -8,12 +8,13 @@ from types import MappingProxyType
 from placement.problem.network import Flow, transfer_ms
 from placement.problem.records import Option
 from placement.problem.segments import Lane
+from profiles.errors import UserError
 
 _MAPPINGS = ("options", "devices", "egress_tiers", "egress_source", "unplaceable", "piece_lane",
              "piece_model")
 
 
-class ProblemError(ValueError):
+class ProblemError(UserError):
     """Inputs that cannot form a placement problem (e.g. a piece with no usable option)."""
 
 

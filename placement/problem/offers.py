@@ -83,10 +83,28 @@ def oldest_price_date(cands: pd.DataFrame) -> str:
     return dates[0] if dates else "unknown"
 
 
-def why_no_option(piece: str, cands: pd.DataFrame, profiled: set) -> str:
+def why_no_option(piece: str, cands: pd.DataFrame, runtimes) -> str:
+    """Why `piece` has no option, naming the one cause: no candidates, no profile rows at all,
+    rows only on other hardware, rows only at other batches (not one call at the spec's input
+    shapes), memory on every candidate, or else the load (utilisation cap).
+    `runtimes`: the problem's `RuntimeIndex`."""
     if cands.empty:
         return "no candidate offers match the spec's hardware filters"
-    if not profiled & set(cands[ot.HARDWARE]):
+    profiled = runtimes.hardware_of(piece)
+    if not profiled:
+        return (f"no usable profile rows for {piece!r} at all (its measurements failed, or the "
+                f"profiles given do not name it)")
+    candidate_hw = set(cands[ot.HARDWARE])
+    if not profiled & candidate_hw:
         return (f"no profile for {piece!r} on any candidate hardware "
-                f"({', '.join(sorted(set(cands[ot.HARDWARE])))})")
-    return "every candidate is too small (memory) or too slow for the load (utilisation cap)"
+                f"({', '.join(sorted(candidate_hw))})")
+    ones = {hw: runtimes.batches(piece, hw).get(1, ()) for hw in profiled & candidate_hw}
+    if not any(ones.values()):
+        others = sorted({b for hw in profiled & candidate_hw for b in runtimes.batches(piece, hw)})
+        return (f"profile rows for {piece!r} on candidate hardware are only at batch "
+                f"{', '.join(map(str, others))}, none at batch 1 (one call at the spec's input shapes)")
+    memory_mb = {hw: float(cands.loc[cands[ot.HARDWARE] == hw, ot.MEMORY_GIB].max()) * 1024.0
+                 for hw in ones}
+    if all(float(r["memory_mb"]) > memory_mb[hw] for hw, rows in ones.items() for r in rows):
+        return "every candidate is too small (memory) for it"
+    return "every candidate that can hold it is too slow for the load (utilisation cap)"

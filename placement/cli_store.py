@@ -2,7 +2,7 @@
 
     placement profiles list [--piece P] [--hardware H] [--source S] [--runtime R] [--json]
     placement profiles export rows.csv [same filters]
-    placement profiles import rows.csv
+    placement profiles import rows.csv [--spec SPEC]
 
 The store (`profiles/store.py`) holds every row measured on this machine and every row imported;
 CSV columns are exactly the ProfileTable's (`profiles/table.py`). Imported rows get
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 profiles_app = typer.Typer(help="The profile store: list, export or import ProfileTable rows.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None)
 out = Console(width=None if sys.stdout.isatty() else 200)  # pipes get whole rows
 
 EXIT_INPUT = 2
@@ -58,24 +58,29 @@ def list_rows(
 ) -> None:
     """List the stored profile rows (measured here or imported)."""
     from profiles import table as pt
+    from profiles.store import MODEL, OTHERS_CPU_SHARE
 
     store = _store()
-    df = store.table(**_filters(piece, hardware, source, runtime))
+    df = store.listing(**_filters(piece, hardware, source, runtime))
     if as_json:
         print(df.to_json(orient="records", indent=2))
         return
     t = Table(title=f"{len(df)} profile rows in {store.path}")
-    for col in ("piece", "hardware", "runtime", "batch", "p50 ms", "p95 ms", "memory MB",
-                "source", "measured at", "TVM"):
+    for col in ("piece", "model", "hardware", "runtime", "batch", "p50 ms", "p95 ms", "memory MB",
+                "source", "machine busy", "measured at", "TVM"):
         t.add_column(col)
     for r in df.to_dict("records"):
         band = r[pt.ERROR_BAND]
         src = r[pt.SOURCE] + ("" if band != band else f" ±{band:.0%}")
-        t.add_row(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], str(r[pt.BATCH]),
+        busy = r[OTHERS_CPU_SHARE]
+        t.add_row(r[pt.PIECE], r[MODEL] or "(any)", r[pt.HARDWARE], r[pt.RUNTIME], str(r[pt.BATCH]),
                   f"{r[pt.LATENCY_MS_P50]:.2f}", f"{r[pt.LATENCY_MS_P95]:.2f}",
-                  f"{r[pt.MEMORY_MB]:.0f}", src, str(r[pt.MEASURED_AT] or ""),
-                  str(r[pt.TVM_VERSION] or ""))
+                  f"{r[pt.MEMORY_MB]:.0f}", src, "" if busy != busy or busy is None else f"{busy:.0%}",
+                  str(r[pt.MEASURED_AT] or ""), str(r[pt.TVM_VERSION] or ""))
     out.print(t)
+    out.print("model: the first 12 hex digits of the ONNX file's sha256 ((any): an imported row for "
+              "every model with that piece name); machine busy: the CPU share other processes used "
+              "while it was measured (20% or more: contended)", markup=False, highlight=False)
 
 
 @profiles_app.command("export")
@@ -92,13 +97,29 @@ def export_rows(
 
 
 @profiles_app.command("import")
-def import_rows(csv_path: Path = typer.Argument(..., metavar="CSV", help="ProfileTable CSV")) -> None:
+def import_rows(
+    csv_path: Path = typer.Argument(..., metavar="CSV", help="ProfileTable CSV"),
+    spec: Optional[Path] = typer.Option(
+        None, "--spec", help="bind each row to the model of the spec whose piece it names "
+        "(by the ONNX file's hash); without it a row applies to every model with that piece name"),
+) -> None:
     """Add a ProfileTable CSV's rows to the store (source=imported; same piece, hardware,
-    runtime and batch replace an earlier import)."""
+    runtime, batch and model replace an earlier import). `placement plan` uses them: a row
+    measured here wins over an imported one, an imported one over an estimate."""
     from profiles.table import ProfileTableError
 
+    models = _spec_models(spec) if spec else None
     try:
-        df = _store().import_csv(csv_path)
+        df = _store().import_csv(csv_path, models=models)
     except ProfileTableError as exc:
         _fail(str(exc))
     print(f"imported {len(df)} rows from {csv_path}", file=sys.stderr)
+
+
+def _spec_models(spec: Path) -> dict[str, str]:
+    """piece -> sha256 of its ONNX file, for every piece of the spec (heads and tails too)."""
+    from placement import api
+    from profiles.onnx_prep import model_digest
+
+    ws = api.Workspace.open(spec)
+    return {source.piece: model_digest(source.onnx_path) for source in ws.pieces}

@@ -147,3 +147,42 @@ def test_cli_bad_csv_exit_2_one_line(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "bad.csv: row 1: column latency_ms_p95" in lines[0]
+
+
+def test_list_shows_which_model_a_row_measured(tmp_path):
+    """Two models with the same piece name never mix: the store keeps each row's model hash."""
+    ProfileCache().put("a" * 64, {"row": row(piece="det"), "model": "1" * 64})
+    ProfileCache().put("b" * 64, {"row": row(piece="det", p50=20.0), "model": "2" * 64})
+    listing = ProfileStore().listing(piece="det")
+    assert sorted(listing["model"]) == ["1" * 12, "2" * 12]
+    shown = CliRunner().invoke(profiles_app, ["list"])
+    assert shown.exit_code == 0 and "111111111111" in shown.stdout and "222222222222" in shown.stdout
+
+
+def test_imported_rows_reach_the_profiler_and_beat_estimates_not_measurements(tmp_path):
+    """The issue's Pi 5 row: an imported 30 ms row replaces the estimate a plan would use; a row
+    measured here still wins over an imported one for its own hardware."""
+    from pathlib import Path
+
+    from profiles.hardware import local_hardware
+    from profiles.measure import MeasureConfig
+    from profiles.profiler import PieceSource, profile_pieces
+    from profiles.providers import default_row_providers
+
+    model = Path(__file__).parent / "data" / "real" / "chain-embed6.onnx"
+    source = PieceSource(piece="embed", onnx_path=model, input_shapes={"input": [6, 3, 32, 32]})
+    local = local_hardware().name
+    pi = "arm-cortex-a76-4c"
+    csv = tmp_path / "mine.csv"
+    pd.DataFrame([row(piece="embed", hardware=pi, p50=30.0, source="imported"),
+                  row(piece="embed", hardware=local, p50=99999.0, source="imported")]).to_csv(csv, index=False)
+    runner = CliRunner()
+    assert runner.invoke(profiles_app, ["import", str(csv)]).exit_code == 0
+    fast = MeasureConfig(warmup_runs=1, repeat=5, min_repeat_ms=1.0, max_measure_s=0.5)
+    report = profile_pieces([source], [pi], runtimes=("onnxruntime",), config=fast,
+                            row_providers=default_row_providers())
+    ort = report.table[report.table["runtime"] == "onnxruntime"].set_index("hardware")
+    assert ort.loc[pi, "source"] == "imported" and ort.loc[pi, "latency_ms_p50"] == 30.0
+    assert ort.loc[local, "source"] == "measured-local"  # measured > imported
+    assert len(report.table[(report.table["hardware"] == pi)
+                            & (report.table["runtime"] == "onnxruntime")]) == 1

@@ -124,6 +124,8 @@ class Segment(_Model):
     sites: int
     device: str
     owned: bool
+    owned_by: Literal["operator", "users"] = Field(
+        default="operator", description="users: the users' own devices (phones): neither price nor power charged")
     latency_ms_p95: float
     meets_slo: bool
 
@@ -272,9 +274,9 @@ def make_plan(
             price_source=o.price_source, price_date=o.price_date,
             cut=o.cut, cut_bytes=o.cut_bytes, cut_transfer_ms=round(o.cut_transfer_ms, 4),
             head=None if not o.head else SplitHead(
-                offer=o.head["offer"], device=o.head["device"], hardware=o.head["hardware"],
-                runtime=o.head["runtime"], latency_ms_p95=round(o.head["latency_ms"], 4),
-                latency_source=o.head["latency_source"], piece=o.head["piece"]),
+                offer=o.head.offer, device=o.head.device, hardware=o.head.hardware,
+                runtime=o.head.runtime, latency_ms_p95=round(o.head.latency_ms, 4),
+                latency_source=o.head.latency_source, piece=o.head.piece),
         ))
         if o.latency_source == "estimated":
             band = f" (±{o.error_band:.0%})" if o.error_band else ""
@@ -309,7 +311,8 @@ def make_plan(
         dev = problem.devices[lane.device_key(lane.device)]
         seg_ms = evaluation.segment_latency_ms.get(lane.segment, 0.0)
         segments.append(Segment(name=lane.segment, share=lane.share, sites=lane.sites,
-                                device=dev.device, owned=dev.owned, latency_ms_p95=round(seg_ms, 4),
+                                device=dev.device, owned=dev.owned, owned_by=dev.owned_by,
+                                latency_ms_p95=round(seg_ms, 4),
                                 meets_slo=seg_ms <= problem.slo_ms + 1e-9))
     return Plan(
         application=problem.name, status=solver_status.status, feasible=evaluation.feasible,

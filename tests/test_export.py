@@ -88,7 +88,7 @@ def what_if(ws, wanted: dict[str, str], split: dict | None = None):
     chosen = resolve_assignment(problem, {**{p: "aws:r0:c1" for p in split or {}}, **wanted})
     for piece, (tensor, runtime, head_runtime) in (split or {}).items():
         chosen[piece] = next(o for o in problem.options[piece] if o.cut == tensor and o.runtime == runtime
-                             and o.head and o.head["runtime"] == head_runtime)
+                             and o.head and o.head.runtime == head_runtime)
     evaluation = evaluate(problem, chosen)
     result = SolveResult(status="evaluated", assignment={p: o.id for p, o in chosen.items()},
                          objective="what-if", objective_value=evaluation.monthly_usd, best_bound=None,

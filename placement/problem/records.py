@@ -22,10 +22,6 @@ class SplitHead:
     piece: str  # the head's profiled piece (`model@tensor:head`)
     tail_piece: str
 
-    def __getitem__(self, name: str):
-        """Dict-style reads (`head["offer"]`) for callers written when a head was a dict."""
-        return getattr(self, name)
-
 
 
 @dataclass(frozen=True)

@@ -73,15 +73,37 @@ def location_of(node: str, assignment: dict, *, entry: bool = False) -> str:
 
 
 def egress_gb_by_provider(problem: Problem, assignment: dict) -> dict:
-    """Bytes leaving each provider's cloud for the sites, per month (the cost of answers)."""
+    """GB per month leaving each provider's cloud over the internet: to the sites, to another
+    provider, to another of its regions with no published rate."""
     volume: dict[str, float] = {}
+    for (provider, rate, _), gb in billed_links(problem, assignment).items():
+        if rate is None:
+            volume[provider] = volume.get(provider, 0.0) + gb
+    return volume
+
+
+def billed_links(problem: Problem, assignment: dict) -> dict:
+    """(sending provider, flat USD/GB or None for its internet tiers, link name) -> GB per
+    month, for every dataflow edge whose bytes leave a cloud region. Recomputed here from the
+    locations and `problem.inter_region`, not from the solver's classification."""
+    links: dict[tuple, float] = {}
     for flow in problem.flows:
         loc_from = location_of(flow.source, assignment)
         loc_to = location_of(flow.target, assignment, entry=True)
-        if not is_edge(loc_from) and is_edge(loc_to):
-            provider = loc_from.split(":", 1)[0]
-            volume[provider] = volume.get(provider, 0.0) + problem.egress_gb(flow)
-    return volume
+        if is_edge(loc_from) or loc_from == loc_to:
+            continue  # ingress and traffic within a region are free
+        provider, region = loc_from.split(":", 1)
+        if is_edge(loc_to):
+            key = (provider, None, f"{provider} internet egress")
+        elif loc_to.split(":", 1)[0] != provider:
+            key = (provider, None, f"{provider} internet egress {region} -> {loc_to}")
+        elif (loc_from, loc_to) in problem.inter_region:
+            key = (provider, problem.inter_region[loc_from, loc_to],
+                   f"{provider} inter-region {region} -> {loc_to.split(':', 1)[1]}")
+        else:  # two regions of one provider with no published rate: its internet tiers
+            key = (provider, None, f"{provider} internet egress {region} -> {loc_to}")
+        links[key] = links.get(key, 0.0) + problem.egress_gb(flow)
+    return links
 
 
 def evaluate(problem: Problem, assignment: dict) -> Evaluation:
@@ -182,12 +204,23 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
             dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * dev.sites,
             f"{dev.power_w:g} W around the clock",
         ))
-    for provider, gb in sorted(egress_gb_by_provider(problem, chosen).items()):
-        cost = tiered_cost_usd(problem.egress_tiers[provider], gb)
-        items.append(CostItem(
-            "egress", f"{provider} internet egress", gb, "GB",
-            cost / gb if gb else 0.0, cost, problem.egress_source[provider],
-        ))
+    # Transfer: each provider's internet volume is priced on its tiers as a whole, and each
+    # link named with its GB share of that cost; inter-region links at their flat rate.
+    links = billed_links(problem, chosen)
+    internet = egress_gb_by_provider(problem, chosen)
+    for (provider, rate, name), gb in sorted(links.items(), key=lambda kv: kv[0][2]):
+        if rate is None:
+            if provider not in problem.egress_tiers:
+                continue  # no tiers given for this provider: not priced
+            total = internet[provider]
+            cost = tiered_cost_usd(problem.egress_tiers[provider], total) * (gb / total if total else 0.0)
+            source = problem.egress_source[provider]
+            if gb < total:
+                source += f"; tiers applied to all {total:,.1f} GB leaving {provider} over the internet"
+        else:
+            cost = rate * gb
+            source = problem.inter_region_source.get(provider, "inter-region rate given")
+        items.append(CostItem("egress", name, gb, "GB", cost / gb if gb else 0.0, cost, source))
     monthly = sum(i.monthly_usd for i in items)
 
     violations: list[str] = []

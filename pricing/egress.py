@@ -78,3 +78,22 @@ def marginal_egress_usd_per_gb(provider: str, gb_per_month: float) -> float:
             return price
         start += width
     return egress_tiers(provider)[-1][1]  # pragma: no cover - the last tier is unbounded
+
+
+def inter_region_usd_per_gb(provider: str, from_region: str, to_region: str) -> float | None:
+    """Published price per GB sent from one region to another of the same provider (charged to
+    the sender, free to receive); 0 within a region; None when no group of the embedded data
+    holds both regions (the caller bills such a link at the internet tiers, an upper bound)."""
+    if from_region == to_region:
+        return 0.0
+    groups = _provider(provider).get("inter_region", {}).get("groups", [])
+    rates = [float(g["usd_per_gb"]) for g in groups
+             if from_region in g["regions"] and to_region in g["regions"]]
+    return min(rates) if rates else None
+
+
+def inter_region_source(provider: str) -> str:
+    data = _provider(provider).get("inter_region")
+    if not data:
+        return f"no published inter-region rate for {provider}: billed at its internet tiers"
+    return f"{data['source']} (list prices as of {egress_date()})"

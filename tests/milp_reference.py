@@ -48,6 +48,7 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
         h.addConstr(sum(lane.share * meets[lane.segment] for lane in problem.lanes)
                     >= problem.min_site_share - 1e-9)
     crossing_gb: dict[str, list] = {}
+    flat_terms: list = []
     for flow in problem.flows:
         a, b = flow.source, flow.target
         if a == SOURCE and b == SINK:
@@ -69,8 +70,15 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
             h.addConstr(sum(z[la, lb] for la in locs[a]) == at_in(b, lb))
         h.addConstr(start[b] >= start[a] + lat[a] + sum(problem.transfer_ms(flow, la, lb) * v for (la, lb), v in z.items()))
         for (la, lb), v in z.items():
-            if not is_edge(la) and is_edge(lb):
-                crossing_gb.setdefault(la.split(":")[0], []).append(problem.egress_gb(flow) * v)
+            # bytes leaving a cloud region: the sender's internet tiers, or a flat inter-region rate
+            charge = problem.billed_link(la, lb)
+            if charge is None:
+                continue
+            provider, rate = charge
+            if rate is None:
+                crossing_gb.setdefault(provider, []).append(problem.egress_gb(flow) * v)
+            else:
+                flat_terms.append(rate * problem.egress_gb(flow) * v)
 
     cost_terms = [o.monthly_usd * on[p, o.id] for p in pieces for o in problem.options[p]
                   if o.tier == "cloud" and o.pool is None]
@@ -82,6 +90,7 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
                     pools[o.pool] = (h.addBinary(), o.monthly_usd)
                 h.addConstr(on[p, o.id] == pools[o.pool][0])
     cost_terms += [monthly * y for y, monthly in pools.values()]
+    cost_terms += flat_terms
     for d, dev in problem.devices.items():
         users = [(p, o) for p in pieces for o in problem.options[p] if o.device_offer == d]
         if not users:

@@ -36,6 +36,7 @@ def build_problem(
     *,
     egress_tiers: dict | None = None,
     egress_source: dict | None = None,
+    inter_region: dict | None = None,
     prune: bool = True,
 ) -> Problem:
     """All options for every piece. A piece that cannot run anywhere is listed in
@@ -44,6 +45,8 @@ def build_problem(
     if egress_tiers is None or egress_source is None:
         egress_tiers, egress_source = _list_egress(spec)
     cands = candidate_offers(spec, offers)
+    if inter_region is None:
+        inter_region = _list_inter_region(cands)
     runtimes = RuntimeIndex.of(planning_latencies(profiles, spec.solver.estimated_latency))
     lanes = fleet_lanes(spec)
     devices = _devices(spec, cands, lanes)
@@ -98,6 +101,8 @@ def build_problem(
         max_price_age_days=spec.hardware.max_price_age_days,
         lanes=tuple(lanes), piece_lane=piece_lane, piece_model=piece_model,
         min_site_share=spec.slo.min_site_share,
+        inter_region=_by_location(inter_region),
+        inter_region_source=_inter_region_sources(egress_tiers),
     )
 
 
@@ -108,6 +113,40 @@ def _list_egress(spec: ApplicationSpec) -> tuple[dict, dict]:
     providers = {c.provider for c in spec.hardware.cloud}
     return ({p: tuple(egress.egress_tiers(p)) for p in providers},
             {p: egress.egress_source(p) for p in providers})
+
+
+def _cloud_regions(cands: pd.DataFrame) -> list[tuple[str, str]]:
+    cloud = cands[cands[ot.TIER] == "cloud"]
+    return sorted({(str(p), str(r)) for p, r in zip(cloud[ot.PROVIDER], cloud[ot.REGION])})
+
+
+def _list_inter_region(cands: pd.DataFrame) -> dict:
+    """(provider, from region, to region) -> the published USD/GB between two regions of one
+    provider, for the candidate regions (the embedded snapshot); pairs with none are left out."""
+    from pricing import egress
+
+    regions = _cloud_regions(cands)
+    rates = {}
+    for provider, a in regions:
+        for other, b in regions:
+            if other == provider and a != b and provider in egress.providers():
+                rate = egress.inter_region_usd_per_gb(provider, a, b)
+                if rate is not None:
+                    rates[provider, a, b] = rate
+    return rates
+
+
+def _by_location(inter_region: dict) -> dict:
+    """(provider, region, region) rates keyed by locations (`provider:region`) as options are."""
+    return {(f"{p}:{a}", f"{p}:{b}"): float(rate) for (p, a, b), rate in inter_region.items()}
+
+
+def _inter_region_sources(egress_tiers: dict) -> dict:
+    from pricing import egress
+
+    return {p: egress.inter_region_source(p) if p in egress.providers() else
+            f"no published inter-region rate for {p}: billed at its internet tiers"
+            for p in egress_tiers}
 
 
 def _tvm_targets() -> dict:

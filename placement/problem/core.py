@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
-from placement.problem.network import Flow, transfer_ms
+from placement.problem.network import Flow, billed_link, transfer_ms
 from placement.problem.records import Option
 from placement.problem.segments import Lane
 from profiles.errors import UserError
 
 _MAPPINGS = ("options", "devices", "egress_tiers", "egress_source", "unplaceable", "piece_lane",
-             "piece_model")
+             "piece_model", "inter_region", "inter_region_source")
 
 
 class ProblemError(UserError):
@@ -44,6 +44,10 @@ class Problem:
     piece_lane: dict = field(default_factory=dict)  # piece -> segment ("" in a uniform fleet)
     piece_model: dict = field(default_factory=dict)  # piece -> model name
     min_site_share: float = 1.0  # the SLO must hold on at least this share of sites
+    # (from location, to location) -> USD per GB between two regions of one provider, where
+    # published; a pair not here is billed at the sender's internet tiers. provider -> source.
+    inter_region: dict = field(default_factory=dict)
+    inter_region_source: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Read-only views: a problem is shared by the solver, the checker and every re-solve;
@@ -86,6 +90,10 @@ class Problem:
 
     def transfer_ms(self, flow: Flow, loc_from: str, loc_to: str) -> float:
         return transfer_ms(self.network, loc_from, loc_to, flow.bytes_per_request)
+
+    def billed_link(self, loc_from: str, loc_to: str) -> tuple[str, float | None] | None:
+        """(sending provider, flat USD/GB or None for its internet tiers), None when free."""
+        return billed_link(loc_from, loc_to, self.inter_region)
 
     def egress_gb(self, flow: Flow) -> float:
         return flow.bytes_per_request * flow.share * self.requests_per_month / 1e9

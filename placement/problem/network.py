@@ -42,6 +42,26 @@ def transfer_ms(network, loc_from: str, loc_to: str, nbytes: float) -> float:
     return _link_ms(nbytes, network.inter_region_mbps, network.inter_region_rtt_ms)
 
 
+def provider_of(location: str) -> str | None:
+    """The cloud provider of a location (`provider:region`), None at the edge."""
+    return None if is_edge(location) else location.split(":", 1)[0]
+
+
+def billed_link(loc_from: str, loc_to: str, inter_region) -> tuple[str, float | None] | None:
+    """Who pays for bytes that cross from one location to another, and how: None when free
+    (from the edge - ingress is free -, or within one cloud region); (provider, rate) for a
+    link between two regions of one provider with a published flat rate per GB
+    (`inter_region[loc_from, loc_to]`); (provider, None) for bytes billed at the sending
+    provider's internet egress tiers: to the sites, to another provider, or to another of its
+    regions with no published rate (an upper bound)."""
+    provider = provider_of(loc_from)
+    if provider is None or loc_from == loc_to:
+        return None
+    if provider_of(loc_to) == provider:
+        return provider, inter_region.get((loc_from, loc_to))
+    return provider, None
+
+
 def _link_ms(nbytes: float, mbps: float, rtt_ms: float) -> float:
     return nbytes * 8.0 / (mbps * 1000.0) + rtt_ms / 2.0
 

@@ -1,5 +1,7 @@
-"""Tiered internet egress as CP-SAT terms: megabytes leaving each provider's cloud, filled
-into its price tiers in order (free tier first, then falling prices)."""
+"""Transfer that leaves a cloud region as CP-SAT terms: megabytes leaving each provider's cloud
+over the internet (to the sites, to another provider, to one of its regions with no published
+rate), filled into its price tiers in order (free tier first, then falling prices); and bytes
+between two regions of one provider at their flat published rate."""
 
 from __future__ import annotations
 
@@ -7,39 +9,65 @@ import math
 
 from ortools.sat.python import cp_model
 
-from placement.problem import SINK, SOURCE, Problem, is_edge
+from placement.problem import SINK, SITE, SOURCE, Problem, is_edge
 
 
-def egress_terms(model: cp_model.CpModel, problem: Problem, at: dict, crossings: dict) -> list:
-    """Micro-dollar terms of every provider's egress. `at[piece, location]` says where a piece
-    runs; `crossings[flow index] = (consumer at the site, {cloud location: producer there})`."""
+def egress_terms(model: cp_model.CpModel, problem: Problem, at: dict, at_in: dict) -> list:
+    """Micro-dollars of every billed transfer. `at[piece, location]` says where a piece's output
+    leaves from, `at_in[piece, location]` where its input arrives."""
     providers = sorted(problem.egress_tiers)
     volume_terms: dict[str, list] = {p: [] for p in providers}
-    for i, flow in enumerate(problem.flows):
+    terms: list = []
+    receivers: dict[str, list[str]] = {}
+    for (p, loc) in at_in:
+        receivers.setdefault(p, []).append(loc)
+    senders: dict[str, list[str]] = {}
+    for (p, loc) in at:
+        senders.setdefault(p, []).append(loc)
+    for flow in problem.flows:
         if flow.source == SOURCE:
             continue  # into the cloud: ingress is free
         mb = int(math.ceil(problem.egress_gb(flow) * 1000.0))
         if mb <= 0:
             continue
-        for provider in providers:
-            def in_cloud(loc: str, provider: str = provider) -> bool:
-                return not is_edge(loc) and loc.split(":", 1)[0] == provider
-
-            # An answer leaves `provider`'s cloud when the producer runs there and the consumer
-            # runs at the site.
-            if flow.target == SINK:
-                lits = [lit for (p, loc), lit in at.items() if p == flow.source and in_cloud(loc)]
-            else:
-                edge_b, cloud_at = crossings[i]
-                here = [lit for loc, lit in cloud_at.items() if in_cloud(loc) and not isinstance(lit, int)]
-                if not here:
+        a, b = flow.source, flow.target
+        by_internet: dict[str, list] = {}  # provider -> [(a's location, [b's locations])]
+        for la in senders[a]:
+            if is_edge(la):
+                continue
+            lbs = [SITE] if b == SINK else receivers[b]
+            internet, flat = [], {}
+            for lb in lbs:
+                charge = problem.billed_link(la, lb)
+                if charge is None:
                     continue
-                crosses = model.new_bool_var(f"egress[{flow.source}->{flow.target},{provider}]")
-                model.add(crosses >= sum(here) + edge_b - 1)
-                lits = [crosses]
-            volume_terms[provider] += [(mb, lit) for lit in lits]
+                provider, rate = charge
+                if rate is None:
+                    internet.append(lb)
+                else:
+                    flat.setdefault(rate, []).append(lb)
+            provider = la.split(":", 1)[0]
+            if provider not in volume_terms:
+                continue  # no tiers given for this provider: its transfer is not priced
+            if b == SINK:
+                if internet:  # the answer leaves for the site whenever a runs here
+                    volume_terms[provider].append((mb, at[a, la]))
+                continue
+            if internet:
+                by_internet.setdefault(provider, []).append((la, internet))
+            for rate, lbs_rate in sorted(flat.items()):
+                # a runs here and b in another region of the provider: a flat rate per GB.
+                x = model.new_bool_var(f"link[{a}->{b},{la},{rate:g}]")
+                model.add(x >= at[a, la] + sum(at_in[b, lb] for lb in lbs_rate) - 1)
+                terms.append(int(round(rate * 1000)) * mb * x)
+        for provider, pairs in by_internet.items():
+            # The data leaves `provider`'s cloud over the internet when a runs in it and b
+            # runs somewhere its bytes are billed at the internet tiers.
+            crosses = model.new_bool_var(f"egress[{a}->{b},{provider}]")
+            for la, lbs in pairs:
+                model.add(crosses >= at[a, la] + sum(at_in[b, lb] for lb in lbs) - 1)
+            volume_terms[provider].append((mb, crosses))
 
-    terms = []
     for provider in providers:
         if not volume_terms[provider]:
             continue

@@ -141,7 +141,7 @@ class PlacementModel:
             for loc in self.entries[p]:
                 if self.at_in[p, loc] is not self.at.get((p, loc)):
                     m.add(self.at_in[p, loc] == sum(on[p, o.id] for o in pb.options[p] if o.entry == loc))
-        crossings = self._dataflow()
+        self._dataflow()
         self._path_bounds()
         if self.coverage:
             self._site_share()
@@ -150,19 +150,18 @@ class PlacementModel:
         self._slo = m.add(self.end <= self.horizon_us)
         self._enforced(self._slo, "slo")
         self._devices()
-        # The monthly cost is cloud pools (a shared pool once) + edge devices + tiered egress.
-        m.add(self.cost == sum(self._cost_terms(crossings)))
+        # The monthly cost is cloud pools (a shared pool once) + edge devices + every billed
+        # transfer (tiered internet egress, flat inter-region rates).
+        m.add(self.cost == sum(self._cost_terms()))
         # The plan stays within the monthly budget.
         self._budget = m.add(self.cost <= self.cost_ub)
         self._enforced(self._budget, "budget")
 
-    def _dataflow(self) -> dict:
-        """Precedence along every dataflow edge, with the crossing time of where its ends run.
-        Returns, per piece-to-piece flow, what the egress terms need."""
+    def _dataflow(self) -> None:
+        """Precedence along every dataflow edge, with the crossing time of where its ends run."""
         pb, m, at, at_in = self.problem, self.model, self.at, self.at_in
         locations, entries = self.locations, self.entries
-        crossings: dict[int, tuple] = {}  # flow index -> (b at the site, {cloud loc: a there})
-        for i, flow in enumerate(pb.flows):
+        for flow in pb.flows:
             a, b = flow.source, flow.target
             finish_a = 0 if a == SOURCE else self.start[a] + self.lat[a]
             if b == SINK:
@@ -217,8 +216,6 @@ class PlacementModel:
                     m.add(tr >= t(dev, other) * (here(a, dev) + edge_b - here(b, dev) - 1))
             # Data reaches the consumer after the producer finishes and the data crosses over.
             m.add(self.start[b] >= finish_a + tr)
-            crossings[i] = (edge_b, {loc: here(a, loc) for loc in cloud_locs})
-        return crossings
 
     def _path_bounds(self) -> None:
         # Redundant for whole plans, but the LP relaxation otherwise lets a piece run half at the
@@ -275,7 +272,7 @@ class PlacementModel:
                 <= int(dev.memory_mb) * self.used[d]
             ), "memory")
 
-    def _cost_terms(self, crossings: dict) -> list:
+    def _cost_terms(self) -> list:
         pb = self.problem
         paid: set[str] = set()
         terms = []
@@ -286,7 +283,7 @@ class PlacementModel:
                     if o.pool is not None:
                         paid.add(o.pool)
         terms += [usd(dev.monthly_usd) * self.used[d] for d, dev in pb.devices.items()]
-        return terms + egress_terms(self.model, pb, self.at, crossings)
+        return terms + egress_terms(self.model, pb, self.at, self.at_in)
 
     # --- limits: the SLO and the budget a run must meet ---------------------------------------
     def set_limits(self, *, slo_ms: float | None, budget_usd: float | None) -> None:

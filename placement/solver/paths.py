@@ -56,10 +56,12 @@ def static_path_bounds(problem: Problem) -> tuple[dict, dict]:
 
 def cost_upper_bound(problem: Problem) -> int:
     """Micro-dollars no plan can exceed: the dearest option of every piece, every device, all
-    traffic at every provider's dearest egress tier."""
+    traffic at every provider's dearest egress tier and the dearest inter-region rate."""
     ub = sum(usd(max((o.monthly_usd for o in opts), default=0.0)) for opts in problem.options.values())
     ub += sum(usd(d.monthly_usd) for d in problem.devices.values())
     total_gb = sum(problem.egress_gb(f) for f in problem.flows)
     ub += sum(usd(max((price for _, price in tiers), default=0.0) * total_gb) + MICRO
               for tiers in problem.egress_tiers.values())
+    # ...and all of it again at the dearest flat rate between two regions.
+    ub += usd(max(problem.inter_region.values(), default=0.0) * total_gb) + MICRO
     return ub + MICRO

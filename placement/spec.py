@@ -91,6 +91,14 @@ class EdgeSpec(_Strict):
 class LoadSpec(_Strict):
     sites: PositiveInt
     rate_per_site_rps: PositiveFloat
+    arrival: Literal["poisson", "periodic"] = Field(
+        default="poisson",
+        description="how one site's requests arrive: poisson (independent, random gaps) or "
+        "periodic (on a clock, e.g. a camera's frames); the queueing wait depends on it")
+    burstiness: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="squared coefficient of variation of the gaps between one site's requests, "
+        "overriding `arrival` (0 periodic, 1 Poisson, above 1 bursty); docs/queueing.md")
 
 
 class SloSpec(_Strict):

@@ -20,10 +20,16 @@ from placement.problem.offers import (
     oldest_price_date,
     why_no_option,
 )
-from placement.problem.options import OptionInputs, piece_options, prune_dominated_options
+from placement.problem.options import (
+    OptionInputs,
+    bound_shared_device_waits,
+    piece_options,
+    prune_dominated_options,
+)
 from placement.problem.runtimes import RuntimeIndex, planning_latencies
 from placement.problem.segments import Lane, fleet_lanes
 from placement.problem.split import split_options
+from placement.queueing import arrival_scv
 from placement.spec import SINK, SOURCE, ApplicationSpec, topological_order
 from pricing import table as ot
 
@@ -57,6 +63,7 @@ def build_problem(
         utilisation_cap=spec.solver.utilisation_cap,
         max_extra_replicas=spec.solver.max_extra_replicas,
         pricing_column=ot.PRICING_MODELS[spec.hardware.pricing_model], prune=prune,
+        arrival_scv=arrival_scv(spec.load.arrival, spec.load.burstiness), sites=spec.load.sites,
     )
 
     notes: list[str] = []
@@ -87,6 +94,10 @@ def build_problem(
                 unplaceable[piece] = why_no_option(model, cands, runtimes)
             options[piece] = tuple(found)
 
+    # pieces on one site device share it: each edge option's wait bounded over who may share
+    options = {p: tuple(o) for p, o in bound_shared_device_waits(
+        options, percentile=spec.slo.percentile, arrival_scv=inputs.arrival_scv,
+        cap=spec.solver.utilisation_cap).items()}
     pieces, flows = _per_lane(spec, lanes, flows_with_bytes(spec, io_bytes))
     return Problem(
         name=spec.name, pieces=pieces, flows=flows, options={p: options[p] for p in pieces},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -13,7 +13,15 @@ import pandas as pd
 from placement.problem.offers import HOURS_PER_MONTH, EdgeDevice, price
 from placement.problem.records import Option
 from placement.problem.runtimes import RuntimeIndex, runtime_front
-from placement.queueing import batch_fill_ms, wait_ms_at_percentile
+from placement.queueing import (
+    Stream,
+    batch_fill_ms,
+    ggc_wait_ms_at_percentile,
+    merged_arrival_scv,
+    service_scv,
+    shared_wait_bound_ms,
+    shared_wait_ms_at_percentile,
+)
 from pricing import table as ot
 from profiles import table as pt
 
@@ -36,6 +44,8 @@ class OptionInputs:
     max_extra_replicas: int
     pricing_column: str  # the OfferTable column of the spec's pricing model
     prune: bool  # drop runtimes and options that can never be in an optimum
+    arrival_scv: float = 1.0  # ca² of one site's inter-arrival gaps (the spec's arrival process)
+    sites: int = 1  # sources merged into a cloud pool's arrivals
 
 
 def piece_options(inputs: OptionInputs, piece: str, calls: float, *, share: float = 1.0,
@@ -91,14 +101,64 @@ def _edge_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, d
         util = arrival * service_ms / 1000.0
         if util > inputs.utilisation_cap:
             continue
+        scv = service_scv(service_ms, float(row[pt.LATENCY_MS_P95]))
+        wait = shared_wait_ms_at_percentile([Stream(arrival, service_ms, scv)], inputs.percentile,
+                                            ca2=inputs.arrival_scv)
         out.append(Option(
             id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b1/r1", location=location, replicas=1,
-            compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls,
-            wait_ms=wait_ms_at_percentile(1, arrival, service_ms, inputs.percentile),
+            compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=wait,
             utilisation=util, monthly_usd=0.0, hourly_usd=0.0, hourly_usd_by_model={},
+            arrival_rps=arrival, service_ms=service_ms, service_scv=scv,
+            wait_model="G/G/1 (Allen-Cunneen), alone on the device",
             **_common(inputs, piece, offer, row),
         ))
     return out
+
+
+def bound_shared_device_waits(options: Mapping[str, list[Option]], *, percentile: float,
+                              arrival_scv: float, cap: float) -> dict[str, list[Option]]:
+    """Each edge option's wait as an upper bound over which pieces end up sharing its device:
+    every other piece with an option on that device counts at its largest load (a split head's
+    too), the device's busy share at most `cap`. The CP-SAT model stays linear (the wait is a
+    number per option); the checker computes the exact wait of the pieces that do share
+    (`placement.evaluate`). Only options on the (p50, p95, memory) front count, so the bound
+    is the same whether or not dominated options were pruned."""
+    streams: dict[str, dict[str, list[Stream]]] = {}  # device -> piece -> its streams there
+    heads: dict[str, dict[str, float]] = {}  # device -> piece -> its largest head load there
+    for piece, opts in options.items():
+        edge = [o for o in opts if o.tier == "edge"]
+        for o in _front(edge, lambda o: (o.service_ms, o.compute_ms_p95, o.memory_mb)):
+            streams.setdefault(o.location, {}).setdefault(piece, []).append(
+                Stream(o.arrival_rps, o.service_ms, o.service_scv))
+        split = [o for o in opts if o.head is not None]
+        for o in _front(split, lambda o: (o.head.utilisation, o.head.latency_ms, o.head.memory_mb)):
+            got = heads.setdefault(o.head.location, {})
+            got[piece] = max(got.get(piece, 0.0), o.head.utilisation)
+    out: dict[str, list[Option]] = {}
+    for piece, opts in options.items():
+        new = []
+        for o in opts:
+            jobs = {p: v for p, v in streams.get(o.location, {}).items() if p != piece}
+            head_load = sum(u for p, u in heads.get(o.location, {}).items() if p != piece)
+            if o.tier != "edge" or not jobs and not head_load:
+                new.append(o)
+                continue
+            other_load = sum(max(s.load for s in v) for v in jobs.values()) + head_load
+            wait = shared_wait_bound_ms(Stream(o.arrival_rps, o.service_ms, o.service_scv),
+                                        [s for v in jobs.values() for s in v], percentile,
+                                        ca2=arrival_scv, cap=cap, other_load=other_load)
+            sharing = ", ".join(sorted({*jobs, *heads.get(o.location, {})} - {piece}))
+            new.append(replace(o, wait_ms=wait,
+                               wait_model=f"G/G/1 (Allen-Cunneen) bound, device shared with {sharing}"))
+        out[piece] = new
+    return out
+
+
+def _front(opts: list[Option], key) -> list[Option]:
+    """The options no other option of the same location beats or ties on every count of `key`."""
+    return [o for o in opts if not any(
+        q.location == o.location and key(q) != key(o) and all(a <= b for a, b in zip(key(q), key(o)))
+        for q in opts)]
 
 
 def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, by_batch: dict,
@@ -110,8 +170,9 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
     arrival = inputs.total_rps * share * calls  # calls per second into the pool
     offer_mb = float(offer[ot.MEMORY_GIB]) * 1024.0
     out = []
+    ca2 = merged_arrival_scv(inputs.arrival_scv, inputs.sites * share)
     for batch, rows in by_batch.items():
-        fill = batch_fill_ms(batch, arrival, inputs.percentile)
+        fill = batch_fill_ms(batch, arrival, inputs.percentile, ca2=ca2)
 
         def load(row: dict, batch: int = batch) -> float:  # offered load in replicas
             return arrival * float(row[pt.LATENCY_MS_P50]) / 1000.0 / batch
@@ -127,12 +188,16 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
                 util = load(row) / replicas
                 if util >= 1.0:
                     continue
-                queue = wait_ms_at_percentile(replicas, arrival / batch, service_ms, inputs.percentile)
+                scv = service_scv(service_ms, float(row[pt.LATENCY_MS_P95]))
+                queue = ggc_wait_ms_at_percentile(replicas, arrival / batch, service_ms, inputs.percentile,
+                                                  cs2=scv, ca2=ca2 / batch)
                 out.append(Option(
                     id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b{batch}/r{replicas}",
                     location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
                     compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=fill + queue,
-                    batch_fill_ms=fill, utilisation=util,
+                    batch_fill_ms=fill, utilisation=util, arrival_rps=arrival / batch,
+                    service_ms=service_ms, service_scv=scv,
+                    wait_model=f"G/G/{replicas} (Allen-Cunneen)" + (f", batch {batch} fill" if batch > 1 else ""),
                     monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
                     hourly_usd_by_model=by_model, **_common(inputs, piece, offer, row),
                 ))

@@ -53,6 +53,13 @@ class Option:
     price_date: str = ""
     tvm_target: dict | None = field(default=None, hash=False, compare=False)
     batch_fill_ms: float = 0.0
+    # The queue this option waits in (placement/queueing.py): jobs per second into its server
+    # (batches for a batched pool), mean service time (p50) and its cs² (from p50/p95), and how
+    # the wait was computed (`wait_model`): alone, or a bound over the pieces sharing a device.
+    arrival_rps: float = 0.0
+    service_ms: float = 0.0
+    service_scv: float = 0.0
+    wait_model: str = ""
     runtime_alternatives: dict = field(default_factory=dict, hash=False, compare=False)
     # A split model (Neurosurgeon-style): the head runs on a site device, the cut tensor crosses
     # the uplink, the tail runs in this option's cloud pool. None for a whole model.

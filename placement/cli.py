@@ -108,7 +108,7 @@ def _print_plan(plan) -> None:
     out.print(table if plan.placements else f"[bold]{title}[/bold]")
     for seg in segment_rows(plan):
         out.print(f"  segment {seg['segment']:<14} {seg['share']:>4.0%} of sites ({seg['sites']}) on {seg['device']}"
-                  f"{' (owned)' if seg['owned'] else ''}: p{plan.latency.percentile} {seg['latency_ms']:.1f} ms"
+                  f"{' (owned by users)' if seg.get('owned_by') == 'users' else ' (owned)' if seg['owned'] else ''}: p{plan.latency.percentile} {seg['latency_ms']:.1f} ms"
                   f"{'' if seg['meets_slo'] else '  MISSES the SLO'}", markup=False, highlight=False)
     if population_line(plan):  # a fleet: the share of sites (users) served within the SLO
         out.print(population_line(plan), markup=False, highlight=False)

@@ -197,12 +197,13 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
         items.append(CostItem(
             "edge-capex", dev.label, dev.sites, "device",
             dev.capex_monthly_usd_per_site, dev.capex_monthly_usd_per_site * dev.sites,
+            "owned by its users: not charged" if dev.owned_by == "users" else
             "owned: already installed" if dev.owned else f"{dev.price_source} ({dev.price_date}), amortised",
         ))
         items.append(CostItem(
             "edge-power", dev.label, dev.sites, "device",
             dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * dev.sites,
-            f"{dev.power_w:g} W around the clock",
+            "owned by its users: not charged" if dev.owned_by == "users" else f"{dev.power_w:g} W around the clock",
         ))
     # Transfer: each provider's internet volume is priced on its tiers as a whole, and each
     # link named with its GB share of that cost; inter-region links at their flat rate.

@@ -87,7 +87,7 @@ def plan_rows(plan: Plan) -> list[dict]:
 
 
 def segment_rows(plan: Plan) -> list[dict]:
-    return [{"segment": s.name, "share": s.share, "sites": s.sites, "device": s.device, "owned": s.owned,
+    return [{"segment": s.name, "share": s.share, "sites": s.sites, "device": s.device, "owned": s.owned, "owned_by": s.owned_by,
              "latency_ms": s.latency_ms_p95, "meets_slo": s.meets_slo} for s in plan.segments]
 
 

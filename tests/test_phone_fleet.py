@@ -27,9 +27,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "phone-app.yaml"
 # p95 on each phone class (ms): flagship and iPhone meet 150 ms, mid-range and older do not
 PHONES = {"flagship": 70.0, "iphone": 60.0, "midrange": 200.0, "older": 450.0}
 SHARES = {"flagship": 0.3, "iphone": 0.3, "midrange": 0.25, "older": 0.15}
-# phones' power in these tables: a token figure, so the share test does not depend on whether a
-# users' device's power is charged (placement/problem does not read `owned_by` yet)
-POWER_W = 0.001
+POWER_W = 6.27  # a phone's power: never charged when its users own it
 
 
 def tables(power_w: float = 6.0):
@@ -88,6 +86,17 @@ def test_the_share_constraint_binds_offloading_only_what_the_share_needs():
     assert population_summary(everyone)["offloaded"] == pytest.approx(0.4)
     line = population_line(tight)
     assert "60% on-device, 85% in total (required 85%)" in line and "25% offloaded" in line
+
+
+def test_phones_owned_by_users_charge_neither_price_nor_power():
+    plan, ev = planned(0.6, owned_by="users", power_w=POWER_W)
+    edge = [i for i in ev.cost_items if i.kind in ("edge-capex", "edge-power")]
+    assert edge and all(i.monthly_usd == 0 and "owned by its users" in i.source for i in edge)
+    assert plan.costs.monthly_usd == pytest.approx(0.0)
+    assert {s.owned_by for s in plan.segments} == {"users"}
+    # the same phones bought and powered by the operator cost money: the cloud is cheaper then
+    operator, _ = planned(0.6, owned_by="operator", power_w=POWER_W)
+    assert operator.costs.monthly_usd > 0 and population_summary(operator)["offloaded"] > 0
 
 
 def test_a_segment_owned_by_users_is_owned():

@@ -172,7 +172,8 @@ def _devices(spec: ApplicationSpec, cands: pd.DataFrame, lanes: list[Lane]) -> d
     rows = {row[ot.OFFER]: row for row in cands[cands[ot.TIER] == "edge"].to_dict("records")}
     if spec.fleet:
         return {lane.device_key(lane.device): edge_device(spec, rows[lane.device], sites=lane.sites,
-                                                          segment=lane.segment, owned=seg.owned)
+                                                          segment=lane.segment, owned=seg.owned,
+                                                          owned_by=seg.owned_by)
                 for lane, seg in zip(lanes, spec.fleet)}
     return {offer: edge_device(spec, row, sites=lanes[0].sites, segment=None, owned=False)
             for offer, row in rows.items()}

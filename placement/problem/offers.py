@@ -27,6 +27,7 @@ class EdgeDevice:
     sites: int  # sites that have one (a fleet segment's sites, or all sites)
     segment: str | None = None  # the fleet segment it is installed in
     owned: bool = False  # already installed: capex is sunk, only power is charged
+    owned_by: str = "operator"  # "users": the users' own devices (phones): no capex, no power
 
     @property
     def monthly_usd_per_site(self) -> float:
@@ -60,16 +61,20 @@ def candidate_offers(spec: ApplicationSpec, offers: pd.DataFrame) -> pd.DataFram
 
 
 def edge_device(spec: ApplicationSpec, row: dict, *, sites: int, segment: str | None,
-                owned: bool) -> EdgeDevice:
-    """One edge offer installed at `sites` sites: its amortised price and its power bill."""
-    capex = 0.0 if owned else float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
-    power = float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH * spec.edge.electricity_usd_per_kwh
+                owned: bool, owned_by: str = "operator") -> EdgeDevice:
+    """One edge offer installed at `sites` sites: its amortised price and its power bill. A
+    device its users own (`owned_by: users`, a phone) charges neither."""
+    users = owned_by == "users"
+    capex = 0.0 if owned or users else float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
+    power = 0.0 if users else (float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH
+                               * spec.edge.electricity_usd_per_kwh)
     return EdgeDevice(
         offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
         memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
         power_w=float(row[ot.POWER_W]), capex_monthly_usd_per_site=capex,
         power_monthly_usd_per_site=power, price_source=str(row[ot.PRICE_SOURCE]),
-        price_date=str(row[ot.PRICE_DATE]), sites=sites, segment=segment, owned=owned,
+        price_date=str(row[ot.PRICE_DATE]), sites=sites, segment=segment, owned=owned or users,
+        owned_by=owned_by,
     )
 
 

@@ -46,6 +46,11 @@ def service_scv(p50_ms: float, p95_ms: float) -> float:
     return math.expm1(sigma * sigma)
 
 
+def service_mean_ms(p50_ms: float, p95_ms: float) -> float:
+    """Mean of that log-normal: p50 x exp(sigma² / 2) (1 % above p50 at p95 = 1.3 x p50)."""
+    return p50_ms * math.sqrt(1.0 + service_scv(p50_ms, p95_ms))
+
+
 def arrival_scv(process: str = "poisson", burstiness: float | None = None) -> float:
     """ca² of one site's inter-arrival gaps: Poisson 1, periodic 0, or the spec's burstiness."""
     return float(burstiness) if burstiness is not None else ARRIVAL_SCV[process]

@@ -11,7 +11,13 @@ from factories import build, one_model_spec, one_model_tables, profile_row
 
 from placement.evaluate import evaluate, resolve_assignment, tiered_cost_usd
 from placement.problem import best_runtime_rows, build_problem, runtime_front
-from placement.queueing import erlang_c, ggc_wait_ms_at_percentile, service_scv, wait_ms_at_percentile
+from placement.queueing import (
+    erlang_c,
+    ggc_wait_ms_at_percentile,
+    service_mean_ms,
+    service_scv,
+    wait_ms_at_percentile,
+)
 from placement.solver import PlacementModel, solve
 from placement.spec import parse_spec
 from placement.synthetic import EGRESS_SOURCE, EGRESS_TIERS, synthetic_instance
@@ -61,9 +67,10 @@ def test_hand_checked_costs_of_edge_and_cloud():
     assert cloud.monthly_usd == pytest.approx(2 * 0.1 * 730 + egress)
     up = 150_528 * 8 / 50_000 + 10.0
     down = 4_000 * 8 / 100_000 + 10.0
-    # issue 13: the wait is G/G/c (Allen-Cunneen) with the service cs² from p50 10 / p95 12 ms,
+    # issue 13: the wait is G/G/c (Allen-Cunneen) with the service mean and cs² from p50 10 / p95 12 ms,
     # no longer M/M/c (Poisson arrivals from 100 sites: ca² = 1)
-    wait = ggc_wait_ms_at_percentile(2, 100.0, 10.0, 95, cs2=service_scv(10.0, 12.0), ca2=1.0)
+    wait = ggc_wait_ms_at_percentile(2, 100.0, service_mean_ms(10.0, 12.0), 95,
+                                     cs2=service_scv(10.0, 12.0), ca2=1.0)
     assert cloud.latency_ms == pytest.approx(up + 12.0 + wait + down)
     assert cloud.critical_path == ["source", "det", "sink"]
 
@@ -96,7 +103,7 @@ def test_batching_trades_fill_wait_for_throughput():
     # issue 13: G/G/1 with the batch row's cs² (p50 20 / p95 24 ms) and batches of 4 Poisson
     # arrivals (ca² = 1/4), no longer M/M/1
     assert opt.wait_ms == pytest.approx(opt.batch_fill_ms + ggc_wait_ms_at_percentile(
-        1, 25.0, 20.0, 95, cs2=service_scv(20.0, 24.0), ca2=0.25))
+        1, 25.0, service_mean_ms(20.0, 24.0), 95, cs2=service_scv(20.0, 24.0), ca2=0.25))
     # batching halves the replicas (cost) at a price in latency; with a loose SLO it wins
     result = solve(problem)
     assert problem.option(result.assignment["det"]).batch == 4

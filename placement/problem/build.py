@@ -111,7 +111,7 @@ def build_problem(
         unplaceable=unplaceable, notes=tuple(notes),
         max_price_age_days=spec.hardware.max_price_age_days,
         lanes=tuple(lanes), piece_lane=piece_lane, piece_model=piece_model,
-        min_site_share=spec.slo.min_site_share,
+        min_site_share=spec.slo.min_site_share, arrival_scv=inputs.arrival_scv,
         inter_region=_by_location(inter_region),
         inter_region_source=_inter_region_sources(egress_tiers),
     )

@@ -44,6 +44,7 @@ class Problem:
     piece_lane: dict = field(default_factory=dict)  # piece -> segment ("" in a uniform fleet)
     piece_model: dict = field(default_factory=dict)  # piece -> model name
     min_site_share: float = 1.0  # the SLO must hold on at least this share of sites
+    arrival_scv: float = 1.0  # ca² of one site's inter-arrival gaps (docs/queueing.md)
     # (from location, to location) -> USD per GB between two regions of one provider, where
     # published; a pair not here is billed at the sender's internet tiers. provider -> source.
     inter_region: dict = field(default_factory=dict)

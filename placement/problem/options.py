@@ -18,6 +18,7 @@ from placement.queueing import (
     batch_fill_ms,
     ggc_wait_ms_at_percentile,
     merged_arrival_scv,
+    service_mean_ms,
     service_scv,
     shared_wait_bound_ms,
     shared_wait_ms_at_percentile,
@@ -102,13 +103,14 @@ def _edge_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, d
         if util > inputs.utilisation_cap:
             continue
         scv = service_scv(service_ms, float(row[pt.LATENCY_MS_P95]))
-        wait = shared_wait_ms_at_percentile([Stream(arrival, service_ms, scv)], inputs.percentile,
+        mean = service_mean_ms(service_ms, float(row[pt.LATENCY_MS_P95]))
+        wait = shared_wait_ms_at_percentile([Stream(arrival, mean, scv)], inputs.percentile,
                                             ca2=inputs.arrival_scv)
         out.append(Option(
             id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b1/r1", location=location, replicas=1,
             compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=wait,
             utilisation=util, monthly_usd=0.0, hourly_usd=0.0, hourly_usd_by_model={},
-            arrival_rps=arrival, service_ms=service_ms, service_scv=scv,
+            arrival_rps=arrival, service_ms=mean, service_scv=scv,
             wait_model="G/G/1 (Allen-Cunneen), alone on the device",
             **_common(inputs, piece, offer, row),
         ))
@@ -189,14 +191,15 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
                 if util >= 1.0:
                     continue
                 scv = service_scv(service_ms, float(row[pt.LATENCY_MS_P95]))
-                queue = ggc_wait_ms_at_percentile(replicas, arrival / batch, service_ms, inputs.percentile,
+                mean = service_mean_ms(service_ms, float(row[pt.LATENCY_MS_P95]))
+                queue = ggc_wait_ms_at_percentile(replicas, arrival / batch, mean, inputs.percentile,
                                                   cs2=scv, ca2=ca2 / batch)
                 out.append(Option(
                     id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b{batch}/r{replicas}",
                     location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
                     compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=fill + queue,
                     batch_fill_ms=fill, utilisation=util, arrival_rps=arrival / batch,
-                    service_ms=service_ms, service_scv=scv,
+                    service_ms=mean, service_scv=scv,
                     wait_model=f"G/G/{replicas} (Allen-Cunneen)" + (f", batch {batch} fill" if batch > 1 else ""),
                     monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
                     hourly_usd_by_model=by_model, **_common(inputs, piece, offer, row),

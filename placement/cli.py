@@ -98,12 +98,13 @@ def _print_plan(plan) -> None:
         title += f", p{plan.latency.percentile} {plan.latency.p95_ms:.1f} ms (SLO {plan.latency.slo_ms:g} ms)"
     table = Table(title=title)
     for col, justify in (("piece", "left"), ("where", "left"), ("replicas", "right"), ("runtime", "left"),
-                         ("p95 ms", "right"), ("latency from", "left"), ("$/month", "right")):
+                         ("p95 ms", "right"), ("compute + transfer + wait", "right"),
+                         ("latency from", "left"), ("$/month", "right")):
         table.add_column(col, justify=justify)
     for r in plan_rows(plan):
         style = "yellow" if r["latency_source"].startswith("estimated") else None
         table.add_row(r["piece"], r["where"], r["replicas"], r["runtime"], f"{r['p95_ms']:.2f}",
-                      r["latency_source"], r["cost_note"] or f"${r['monthly_usd']:,.2f}",
+                      r["parts"], f"compute {r['latency_source']}; wait modelled", r["cost_note"] or f"${r['monthly_usd']:,.2f}",
                       style=style)
     out.print(table if plan.placements else f"[bold]{title}[/bold]")
     for seg in segment_rows(plan):

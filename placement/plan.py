@@ -17,7 +17,8 @@ from placement.evaluate import Evaluation
 from placement.problem import Problem
 from placement.solver import SolveResult
 
-SCHEMA_VERSION = "1.1"  # 1.1: fleet segments (segment, model, pool_segments, segments, site share)
+SCHEMA_VERSION = "1.2"  # 1.1: fleet segments (segment, model, pool_segments, segments, site share)
+# 1.2: latency parts per piece (batch_fill_ms, wait_exact_ms, wait_source)
 
 
 class _Model(BaseModel):
@@ -56,9 +57,15 @@ class PiecePlacement(_Model):
     batch: int
     replicas: int = Field(description="cloud: pool size; edge: one device per site")
     devices: int = Field(description="machines this placement occupies in total")
-    latency_ms_p95: float = Field(description="compute x calls_per_request + queueing wait")
-    compute_ms_p95: float
-    wait_ms: float = Field(description="queueing wait at the SLO percentile (M/M/c)")
+    latency_ms_p95: float = Field(description="compute + transfer (a split's cut) + wait: its parts below")
+    compute_ms_p95: float = Field(description="the profile's p95 x calls_per_request (source: latency_source; "
+                                  "an estimate's error band applies to this part only)")
+    wait_ms: float = Field(description="batch fill + queueing wait at the SLO percentile (docs/queueing.md); "
+                           "on a site device a bound over the pieces that may share it")
+    batch_fill_ms: float = Field(default=0.0, description="the wait for a batch to fill (part of wait_ms)")
+    wait_exact_ms: float | None = Field(
+        default=None, description="site device: the exact queueing wait with the pieces that do share it")
+    wait_source: str = Field(default="", description="the queueing model the wait comes from")
     utilisation: float
     memory_mb: float
     monthly_usd: float = Field(description="cloud compute of this pool; edge devices are itemised in costs")
@@ -268,6 +275,9 @@ def make_plan(
             devices=o.replicas if o.tier == "cloud" else problem.devices[o.device_offer].sites,
             latency_ms_p95=round(o.latency_ms, 4), compute_ms_p95=round(o.compute_ms_p95, 4),
             wait_ms=round(o.wait_ms, 4), utilisation=round(o.utilisation, 4),
+            batch_fill_ms=round(o.batch_fill_ms, 4), wait_source=o.wait_model,
+            wait_exact_ms=None if piece not in evaluation.shared_wait_ms
+            else round(evaluation.shared_wait_ms[piece], 4),
             memory_mb=round(o.memory_mb, 2), monthly_usd=round(o.monthly_usd, 2),
             latency_source=o.latency_source, error_band=o.error_band,
             runtime_alternatives_ms_p95={k: round(v, 4) for k, v in o.runtime_alternatives.items()},

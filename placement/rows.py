@@ -12,6 +12,12 @@ from placement.plan import Plan
 HOURS_PER_MONTH = 730
 
 
+def latency_parts(p) -> str:
+    """compute + transfer + wait of one piece, e.g. `108.3 c + 0.0 t + 68.4 w (exact 9.1)`."""
+    exact = "" if p.wait_exact_ms is None else f" (exact {p.wait_exact_ms:.1f})"
+    return f"{p.compute_ms_p95:.1f} c + {p.cut_transfer_ms:.1f} t + {p.wait_ms:.1f} w{exact}"
+
+
 def source_label(source: str, error_band: float | None) -> str:
     if source == "estimated":
         return f"estimated ±{error_band:.0%}" if error_band else "estimated"
@@ -76,6 +82,10 @@ def plan_rows(plan: Plan) -> list[dict]:
             "p95_ms": p.latency_ms_p95,
             "compute_ms": p.compute_ms_p95,
             "wait_ms": p.wait_ms,
+            "transfer_ms": p.cut_transfer_ms,
+            "wait_exact_ms": p.wait_exact_ms,
+            "wait_source": p.wait_source or "queueing model",
+            "parts": latency_parts(p),
             "utilisation": p.utilisation,
             "latency_source": source_label(p.latency_source, p.error_band),
             "source": p.latency_source,

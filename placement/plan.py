@@ -188,7 +188,7 @@ class Provenance(_Model):
 
 
 class Plan(_Model):
-    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = SCHEMA_VERSION
     application: str
     status: Literal["optimal", "feasible", "infeasible", "unknown", "evaluated"]
     feasible: bool

@@ -1,0 +1,224 @@
+"""Every runtime side by side on this machine, and which one the planner picks.
+
+    python bench/runtimes.py                         # zoo (+ exported, with torch) models; measure (cached)
+    python bench/runtimes.py --models resnet18 --no-plan
+    python bench/runtimes.py --fit                   # also fit OpenVINO's (and ORT's) estimator efficiencies
+
+Per model: p50 at batch 1 for untuned TVM, tuned TVM, ONNX Runtime and OpenVINO, and the runtime
+the planner picks for that model on this machine's hardware class.
+
+- `tvm`, `onnxruntime`, `openvino` are measured through `profile_pieces` with the default
+  `MeasureConfig` and the user's profile cache, so a second run measures nothing.
+- `tvm-tuned` is cached-only: the row `placement tune` (or `bench/tuning_bench.py`) stored, with
+  the trial budget it was tuned with; "not tuned" where there is none. Nothing is tuned here.
+- OpenVINO runs with PERFORMANCE_HINT=LATENCY, INFERENCE_NUM_THREADS = the class's cores, f32
+  (`profiles/openvino_adapter.py`); ONNX Runtime with intra-op threads = the class's cores.
+- "planner picks": a one-model spec (1 site, cloud candidates = the AWS offer(s) of this class in
+  us-east-1) solved with objective latency through the Workspace, which keeps every runtime not
+  dominated on (p50, p95, memory); the Plan's placement names the runtime chosen.
+- No GPU is measured here; GPU runtimes are not in this table.
+
+`--fit` fits the calibrated estimator's efficiencies for OpenVINO and ONNX Runtime on the rows
+measured (batches `--fit-batches`), prints the leave-one-model-family-out errors and the
+`RuntimeParams` to paste into `profiles/calibration.py`'s `FITTED_CPU`.
+
+The machine this runs on may be shared: other processes' load shows up in every column (the
+measurements say nothing about it). Run it on a quiet machine for numbers to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.table import Table
+
+from pricing import table as ot
+from profiles.cache import ProfileCache
+from profiles.calibration import Sample, calibrate, leave_one_model_out
+from profiles.hardware import local_hardware
+from profiles.measure import MeasureConfig
+from profiles.openvino_adapter import openvino_available, openvino_version
+from profiles.profiler import PieceSource, piece_kernel_stats, profile_pieces
+from profiles.table import BATCH, LATENCY_MS_P50, PIECE, RUNTIME
+from profiles.tvm_adapter import tvm_version
+from profiles.zoo import ZOO_MODELS, zoo_input_shapes, zoo_model_path
+
+FAMILIES = {"resnet18": "resnet18", "torch-resnet18": "resnet18",
+            "mobilenetv2": "mobilenet", "torch-mobilenet": "mobilenet",
+            "transformer-encoder": "transformer", "torch-transformer": "transformer"}
+
+
+def sources(names: list[str] | None, console: Console) -> list[PieceSource]:
+    from profiles.exported import ExportUnavailableError, available_models, export_model
+
+    out = [PieceSource(piece=n, onnx_path=zoo_model_path(n), input_shapes=zoo_input_shapes(n))
+           for n in ZOO_MODELS if not names or n in names]
+    exported = available_models()
+    if not exported:
+        console.log("torch is not installed: no exported models (pip install '.\\[export]')")
+    for name in exported:
+        if names and name not in names:
+            continue
+        try:
+            e = export_model(name)
+        except ExportUnavailableError as exc:
+            console.log(str(exc))
+            continue
+        out.append(PieceSource(piece=name, onnx_path=e.path, input_shapes=e.input_shapes))
+    return out
+
+
+def measure(pieces, runtimes_batches: dict[str, tuple[int, ...]], cache: ProfileCache,
+            console: Console):
+    reports = {}
+    for runtime, batches in runtimes_batches.items():
+        t0 = time.perf_counter()
+
+        def progress(e, runtime=runtime):
+            if e.step in ("measured", "failed", "cached", "contended"):
+                console.log(f"{e.piece} {e.runtime}: {e.step} ({e.done}/{e.total})")
+
+        reports[runtime] = profile_pieces(pieces, [], runtimes=(runtime,), config=MeasureConfig(),
+                                          cache=cache, batches=batches, on_progress=progress)
+        console.log(f"{runtime}: {time.perf_counter() - t0:.0f} s")
+    return reports
+
+
+def tuned_rows(pieces) -> dict[str, float]:
+    """p50 of a cached tvm-tuned row at batch 1 per piece (what `placement tune` stored)."""
+    from profiles.providers import default_row_providers
+
+    found = {}
+    for provider in default_row_providers():
+        try:
+            rows = provider(pieces, [local_hardware().name])
+        except Exception as exc:  # noqa: BLE001 - report it and go on
+            print(f"warning: row provider {getattr(provider, '__name__', provider)}: {exc}", file=sys.stderr)
+            continue
+        for r in rows or []:
+            if r.get(RUNTIME) == "tvm-tuned" and int(r.get(BATCH, 1)) == 1:
+                found[r[PIECE]] = float(r[LATENCY_MS_P50])
+    return found
+
+
+def planner_pick(source: PieceSource) -> tuple[str, str]:
+    """(runtime, alternatives) the planner chooses for one model on this machine's class."""
+    from placement.api import Workspace
+    from placement.spec import parse_spec
+
+    hw = local_hardware().name
+    spec = parse_spec({
+        "name": f"bench-{source.piece}",
+        "models": [{"name": "m", "onnx": str(source.onnx_path),
+                    "inputs": {k: list(v) for k, v in source.input_shapes.items()}}],
+        "dataflow": [{"from": "source", "to": "m"}, {"from": "m", "to": "sink"}],
+        "load": {"sites": 1, "rate_per_site_rps": 0.5},
+        "slo": {"latency_ms": 60000, "percentile": 95},
+        "monthly_budget_usd": 100000,
+        "hardware": {"cloud": [{"provider": "aws", "regions": ["us-east-1"]}]},
+        "network": {"uplink_mbps": 100, "downlink_mbps": 100, "rtt_ms": {"us-east-1": 20}},
+        "solver": {"time_limit_s": 10},
+    }, origin="bench")
+    ws = Workspace(spec)
+    offers = ws.offers_table
+    ws.offers_table = offers[(offers[ot.TIER] == "cloud") & (offers[ot.HARDWARE] == hw)]
+    if ws.offers_table.empty:
+        return "-", f"no AWS offer of class {hw}"
+    outcome = ws.plan(objective="latency", analyse=False)
+    placement = outcome.plan.placements[0] if outcome.plan.placements else None
+    if placement is None:
+        return "-", outcome.plan.status
+    alts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(placement.runtime_alternatives_ms_p95.items(),
+                                                        key=lambda kv: kv[1]))
+    return placement.runtime, alts
+
+
+def runtime_table(pieces, reports, plan: bool, console: Console) -> Table:
+    hw = local_hardware()
+    table = Table(title=f"p50 ms at batch 1 on {hw.name} (this machine, {os.cpu_count()} CPUs, shared "
+                        f"with other work; load average at start {os.getloadavg()[0]:.1f}): TVM "
+                        f"{tvm_version()} untuned / tuned (cached rows only), ONNX Runtime, OpenVINO "
+                        f"{openvino_version()}")
+    for column in ("model", "tvm", "tvm-tuned", "onnxruntime", "openvino", "ov/ort",
+                   "ov vs ort max|d| rel", "planner picks", "p95 ms per runtime (plan)"):
+        table.add_column(column, justify="left" if column in ("model", "planner picks") else "right")
+    tuned = tuned_rows(pieces)
+    for source in pieces:
+        name = source.piece
+        cell = {}
+        for runtime, report in reports.items():
+            m = report.batch_measurements.get((name, runtime, 1))
+            problem = next((p for p in report.problems if p.piece == name), None)
+            cell[runtime] = (f"{m.latency_ms_p50:.2f}" if m else
+                             f"failed ({problem.error_type})" if problem else "-")
+        ov = reports.get("openvino")
+        ort = reports.get("onnxruntime")
+        ov_m = ov.batch_measurements.get((name, "openvino", 1)) if ov else None
+        ort_m = ort.batch_measurements.get((name, "onnxruntime", 1)) if ort else None
+        pick, alts = planner_pick(source) if plan else ("-", "--no-plan")
+        table.add_row(
+            name, cell.get("tvm", "-"), f"{tuned[name]:.2f}" if name in tuned else "not tuned",
+            cell.get("onnxruntime", "-"), cell.get("openvino", "-"),
+            f"{ov_m.latency_ms_p50 / ort_m.latency_ms_p50:.2f}x" if ov_m and ort_m else "-",
+            f"{ov_m.max_rel_diff_vs_ort:.1e}" if ov_m and ov_m.max_rel_diff_vs_ort is not None else "-",
+            pick, alts)
+    return table
+
+
+def fit(pieces, reports, cache: ProfileCache, console: Console) -> None:
+    stats = piece_kernel_stats(pieces, cache)
+    samples = [Sample(piece, runtime, batch, m.latency_ms_p50, stats[piece])
+               for runtime in ("onnxruntime", "openvino") if runtime in reports
+               for (piece, rt, batch), m in reports[runtime].batch_measurements.items()
+               if rt == runtime and piece in stats]
+    hw = local_hardware()
+    for runtime in sorted({s.runtime for s in samples}):
+        loo = leave_one_model_out(samples, hw, runtime, FAMILIES)
+        table = Table(title=f"{runtime}: leave-one-model-family-out estimate vs measured p50 on {hw.name}")
+        for column in ("model", "batch", "measured ms", "estimated ms", "error"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for r in sorted(loo.rows, key=lambda r: (r["model"], r["batch"])):
+            table.add_row(r["model"], str(r["batch"]), f"{r['measured_ms']:.2f}",
+                          f"{r['predicted_ms']:.2f}", f"{r['rel_error']:+.0%}")
+        console.print(table)
+        console.log(f"{runtime}: median |LOO error| {loo.median_error:.0%}, p90 {loo.p90_error:.0%}")
+    fitted = calibrate(samples, hw, FAMILIES)
+    for runtime, p in fitted.items():
+        console.print(f"    {runtime!r}: RuntimeParams.model_validate({p.model_dump()!r}),")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="only these (zoo or exported names)")
+    parser.add_argument("--no-tvm", action="store_true", help="skip untuned TVM (slow to compile)")
+    parser.add_argument("--no-plan", action="store_true", help="skip the planner's pick")
+    parser.add_argument("--fit", action="store_true", help="fit OpenVINO's estimator efficiencies")
+    parser.add_argument("--fit-batches", default="1,2,4", help="ORT/OpenVINO batches for --fit")
+    args = parser.parse_args()
+    console = Console(width=220)
+    pieces = sources(args.models, console)
+    cache = ProfileCache()
+    fit_batches = tuple(int(b) for b in args.fit_batches.split(",")) if args.fit else (1,)
+    wanted = {"onnxruntime": fit_batches}
+    if openvino_available():
+        wanted["openvino"] = fit_batches
+    else:
+        console.log("openvino is not installed: no OpenVINO column (pip install openvino)")
+    if not args.no_tvm:
+        wanted["tvm"] = (1,)
+    console.log(f"load average {os.getloadavg()}: other work on this machine slows every runtime")
+    reports = measure(pieces, wanted, cache, console)
+    console.print(runtime_table(pieces, reports, not args.no_plan, console))
+    if args.fit:
+        fit(pieces, reports, cache, console)
+
+
+if __name__ == "__main__":
+    main()

@@ -107,8 +107,10 @@ class Workspace:
         self.warnings = list(self.offers_table.attrs.get("warnings", [])) + list(self.warnings)
 
     def check(self) -> None:
-        """Fail early, naming the field: unknown hardware ids, missing or unusable ONNX files."""
+        """Fail early, naming the field: unknown hardware ids, a price override file that is
+        missing or bad, missing or unusable ONNX files — before any profiling."""
         check_hardware_ids(self.spec, self.offers_table, self.origin)
+        self.team_offers()
         if self.io_bytes is None or self.profiles_table is None:
             _ = self.models
 

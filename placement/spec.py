@@ -44,8 +44,33 @@ class SpecError(UserError):
         super().__init__(f"{prefix}{field}: {message}")
 
 
+# Numbers a spec can mean: anything smaller (but not zero) or larger is a typo that would
+# overflow the model's arithmetic (a 1e-320 Mbit/s link, 1e23 sites).
+SMALLEST, LARGEST = 1e-9, 1e12
+
+
+def _plausible(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if abs(value) > LARGEST or (value != 0 and abs(value) < SMALLEST):
+            raise ValueError(f"must be 0 or between {SMALLEST:g} and {LARGEST:g} in size, got {value!r}")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _plausible(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _plausible(item)
+    return value
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plausible_numbers(cls, value):
+        return _plausible(value)
 
 
 class ModelSpec(_Strict):

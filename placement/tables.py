@@ -31,19 +31,26 @@ def load_offers(offers_csv: str | Path | None = None) -> pd.DataFrame:
         offers, warnings = cached_offers()
         offers.attrs["warnings"] = warnings
         return offers
-    return ot.validate_offer_table(read_csv(offers_csv), origin=str(offers_csv))
+    text = [ot.OFFER, ot.TIER, ot.PROVIDER, ot.REGION, ot.INSTANCE_TYPE, ot.HARDWARE, ot.ACCELERATOR,
+            ot.ARCH, ot.PRICE_SOURCE, ot.PRICE_DATE]
+    return ot.validate_offer_table(read_csv(offers_csv, text_columns=text), origin=str(offers_csv))
 
 
 def load_profiles(profiles_csv: str | Path) -> pd.DataFrame:
-    return pt.validate_profile_table(read_csv(profiles_csv), origin=str(profiles_csv))
+    text = [pt.PIECE, pt.HARDWARE, pt.RUNTIME, pt.SOURCE, pt.MEASURED_AT, pt.TVM_VERSION]
+    table = pt.validate_profile_table(read_csv(profiles_csv, text_columns=text), origin=str(profiles_csv))
+    if table.empty:
+        raise InputError(f"{profiles_csv}: no profile rows")
+    return table
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def read_csv(path: str | Path, text_columns: list[str] | None = None) -> pd.DataFrame:
+    """A CSV as a DataFrame; `text_columns` stay text (an offer named "inf" is not a number)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={c: str for c in text_columns or []})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 

@@ -36,6 +36,11 @@ NUMERIC_COLUMNS = [
     VCPUS, MEMORY_GIB, ACCELERATOR_COUNT, HOURLY_USD, SPOT_HOURLY_USD, RESERVED_1Y_HOURLY_USD,
     RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W,
 ]
+# No real offer comes near these; a larger number is a typo that would overflow the model's sums.
+PLAUSIBLE_MAX = {
+    VCPUS: 1e4, MEMORY_GIB: 1e5, ACCELERATOR_COUNT: 1e3, HOURLY_USD: 1e4, SPOT_HOURLY_USD: 1e4,
+    RESERVED_1Y_HOURLY_USD: 1e4, RESERVED_3Y_HOURLY_USD: 1e4, UNIT_USD: 1e7, POWER_W: 1e5,
+}
 TIERS = ("edge", "cloud")
 PRICING_MODELS = {
     "on-demand": HOURLY_USD,
@@ -67,11 +72,14 @@ def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.Da
         raw = df[column]
         df[column] = pd.to_numeric(raw, errors="coerce")
         given = raw.notna() & (raw.astype(str).str.strip() != "")
-        bad = given & (df[column].isna() | ~np.isfinite(df[column].fillna(0.0)) | (df[column] < 0))
+        tiny = (df[column] > 0) & (df[column] < 1e-9)  # a typo that would overflow a division
+        bad = given & (df[column].isna() | ~np.isfinite(df[column].fillna(0.0)) | (df[column] < 0)
+                       | (df[column] > PLAUSIBLE_MAX[column]) | tiny)
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise OfferTableError(f"{origin}: row {row + 1}: column {column} must be a finite number "
-                                  f">= 0 or empty, got {raw.iloc[row]!r}")
+                                  f">= 0 (at most {PLAUSIBLE_MAX[column]:g}) or empty, "
+                                  f"got {raw.iloc[row]!r}")
     for column in (OFFER, TIER, PROVIDER, INSTANCE_TYPE, HARDWARE):
         blank = df[column].isna() | (df[column].astype(str).str.strip() == "")
         if blank.any():
@@ -91,6 +99,13 @@ def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.Da
     if bad_unit.any():
         row = int(bad_unit.idxmax())
         raise OfferTableError(f"{origin}: row {row + 1}: unit_usd and power_w must be positive")
+    expected = [edge_offer_id(r[INSTANCE_TYPE]) if r[TIER] == "edge"
+                else cloud_offer_id(r[PROVIDER], r[REGION], r[INSTANCE_TYPE])
+                for r in df[[TIER, PROVIDER, REGION, INSTANCE_TYPE]].to_dict("records")]
+    for row, (got, want) in enumerate(zip(df[OFFER], expected)):
+        if got != want:
+            raise OfferTableError(f"{origin}: row {row + 1}: offer must be {want!r} (edge:<device> or "
+                                  f"provider:region:instance_type), got {got!r}")
     if df[OFFER].duplicated().any():
         dup = df.loc[df[OFFER].duplicated(), OFFER].iloc[0]
         raise OfferTableError(f"{origin}: offer {dup!r} appears twice")

@@ -25,6 +25,9 @@ PROFILE_COLUMNS = [
 ]
 REQUIRED_COLUMNS = PROFILE_COLUMNS[:-1]
 
+# An hour per call, 100 TB, a million calls per batch: anything larger is a typo.
+PLAUSIBLE_MAX = {LATENCY_MS_P50: 3.6e6, LATENCY_MS_P95: 3.6e6, MEMORY_MB: 1e8, BATCH: 1e6}
+PLAUSIBLE_MIN = 1e-6  # a nanosecond, a byte: positive numbers below this are typos
 RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino")
 SOURCES = ("measured-local", "measured-rpc", "estimated", "imported")
 
@@ -56,14 +59,16 @@ def validate_profile_table(df: pd.DataFrame, origin: str = "profile table") -> p
     df = df.reset_index(drop=True)
     for column in (LATENCY_MS_P50, LATENCY_MS_P95, MEMORY_MB, BATCH):
         values = pd.to_numeric(df[column], errors="coerce")
-        bad = values.isna() | (values <= 0) | ~np.isfinite(values.fillna(0.0))
+        bad = (values.isna() | (values < PLAUSIBLE_MIN) | ~np.isfinite(values.fillna(0.0))
+               | (values > PLAUSIBLE_MAX[column]))
         if column == BATCH:
-            bad |= (values != values.round()) | (values > 1_000_000)
+            bad |= values != values.round()
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise ProfileTableError(
                 f"{origin}: row {row + 1}: column {column} must be a positive number"
-                f"{' (whole)' if column == BATCH else ' (finite)'}, got {df[column].iloc[row]}"
+                f"{' (whole)' if column == BATCH else ''} from {PLAUSIBLE_MIN:g} to {PLAUSIBLE_MAX[column]:g}, "
+                f"got {df[column].iloc[row]}"
             )
         df[column] = values
     df[BATCH] = df[BATCH].astype("int64")
@@ -86,6 +91,14 @@ def validate_profile_table(df: pd.DataFrame, origin: str = "profile table") -> p
             f"{origin}: row {row + 1}: column runtime must be one of {', '.join(RUNTIMES)}, "
             f"got {df[RUNTIME].iloc[row]!r}"
         )
+    band = pd.to_numeric(df[ERROR_BAND], errors="coerce")
+    given = df[ERROR_BAND].notna() & (df[ERROR_BAND].astype(str).str.strip() != "")
+    bad_band = given & (band.isna() | (band < 0) | ~np.isfinite(band.fillna(0.0)))
+    if bad_band.any():
+        row = int(bad_band.to_numpy().argmax())
+        raise ProfileTableError(f"{origin}: row {row + 1}: column {ERROR_BAND} must be a number "
+                                f">= 0 or empty, got {df[ERROR_BAND].iloc[row]!r}")
+    df[ERROR_BAND] = band
     bad_p95 = df[LATENCY_MS_P95] < df[LATENCY_MS_P50]
     if bad_p95.any():
         row = int(bad_p95.idxmax())

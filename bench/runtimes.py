@@ -20,7 +20,10 @@ the planner picks for that model on this machine's hardware class.
 
 `--fit` fits the calibrated estimator's efficiencies for OpenVINO and ONNX Runtime on the rows
 measured (batches `--fit-batches`), prints the leave-one-model-family-out errors and the
-`RuntimeParams` to paste into `profiles/calibration.py`'s `FITTED_CPU`.
+`RuntimeParams` (for `profiles/calibration.py`'s `FITTED_CPU`); `--save-calibration` stores them in
+the profile store, where `profile_pieces` finds them: OpenVINO rows are then estimated on the other
+CPU classes. There is no built-in OpenVINO fit yet: the only rows measured for it so far were
+measured while other work kept this 2-core machine busy (see docs/runtimes-and-devices.md).
 
 The machine this runs on may be shared: other processes' load shows up in every column (the
 measurements say nothing about it). Run it on a quiet machine for numbers to quote.
@@ -41,7 +44,14 @@ from rich.table import Table
 
 from pricing import table as ot
 from profiles.cache import ProfileCache
-from profiles.calibration import Sample, calibrate, leave_one_model_out
+from profiles.calibration import (
+    Calibration,
+    Sample,
+    calibrate,
+    current_calibration,
+    leave_one_model_out,
+    save_calibration,
+)
 from profiles.hardware import local_hardware
 from profiles.measure import MeasureConfig
 from profiles.openvino_adapter import openvino_available, openvino_version
@@ -108,17 +118,26 @@ def tuned_rows(pieces) -> dict[str, float]:
     return found
 
 
-def planner_pick(source: PieceSource) -> tuple[str, str]:
-    """(runtime, alternatives) the planner chooses for one model on this machine's class."""
+def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
+    """(runtime, alternatives) the planner chooses for one model on this machine's class, from
+    the rows measured above (batch 1; nothing is profiled again)."""
+    import pandas as pd
+
     from placement.api import Workspace
     from placement.spec import parse_spec
+    from profiles.table import HARDWARE
 
     hw = local_hardware().name
+    tables = [r.table for r in reports.values() if len(r.table)]
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    rows = rows[(rows[PIECE] == source.piece) & (rows[HARDWARE] == hw) & (rows[BATCH] == 1)]
+    if rows.empty:
+        return "-", "no rows measured"
     spec = parse_spec({
         "name": f"bench-{source.piece}",
-        "models": [{"name": "m", "onnx": str(source.onnx_path),
+        "models": [{"name": source.piece, "onnx": str(source.onnx_path),
                     "inputs": {k: list(v) for k, v in source.input_shapes.items()}}],
-        "dataflow": [{"from": "source", "to": "m"}, {"from": "m", "to": "sink"}],
+        "dataflow": [{"from": "source", "to": source.piece}, {"from": source.piece, "to": "sink"}],
         "load": {"sites": 1, "rate_per_site_rps": 0.5},
         "slo": {"latency_ms": 60000, "percentile": 95},
         "monthly_budget_usd": 100000,
@@ -126,7 +145,7 @@ def planner_pick(source: PieceSource) -> tuple[str, str]:
         "network": {"uplink_mbps": 100, "downlink_mbps": 100, "rtt_ms": {"us-east-1": 20}},
         "solver": {"time_limit_s": 10},
     }, origin="bench")
-    ws = Workspace(spec)
+    ws = Workspace(spec, profiles_table=rows.reset_index(drop=True))
     offers = ws.offers_table
     ws.offers_table = offers[(offers[ot.TIER] == "cloud") & (offers[ot.HARDWARE] == hw)]
     if ws.offers_table.empty:
@@ -162,7 +181,7 @@ def runtime_table(pieces, reports, plan: bool, console: Console) -> Table:
         ort = reports.get("onnxruntime")
         ov_m = ov.batch_measurements.get((name, "openvino", 1)) if ov else None
         ort_m = ort.batch_measurements.get((name, "onnxruntime", 1)) if ort else None
-        pick, alts = planner_pick(source) if plan else ("-", "--no-plan")
+        pick, alts = planner_pick(source, reports) if plan else ("-", "--no-plan")
         table.add_row(
             name, cell.get("tvm", "-"), f"{tuned[name]:.2f}" if name in tuned else "not tuned",
             cell.get("onnxruntime", "-"), cell.get("openvino", "-"),
@@ -172,7 +191,7 @@ def runtime_table(pieces, reports, plan: bool, console: Console) -> Table:
     return table
 
 
-def fit(pieces, reports, cache: ProfileCache, console: Console) -> None:
+def fit(pieces, reports, cache: ProfileCache, console: Console, save: bool = False) -> None:
     stats = piece_kernel_stats(pieces, cache)
     samples = [Sample(piece, runtime, batch, m.latency_ms_p50, stats[piece])
                for runtime in ("onnxruntime", "openvino") if runtime in reports
@@ -192,6 +211,12 @@ def fit(pieces, reports, cache: ProfileCache, console: Console) -> None:
     fitted = calibrate(samples, hw, FAMILIES)
     for runtime, p in fitted.items():
         console.print(f"    {runtime!r}: RuntimeParams.model_validate({p.model_dump()!r}),")
+    if save:  # the stored calibration is what profile_pieces estimates with (built-in otherwise)
+        current = current_calibration(cache.store)
+        save_calibration(Calibration(cpu={**current.cpu, **fitted}, fitted_on=f"{hw.name} (bench/runtimes.py)"),
+                         cache.store)
+        console.log("calibration saved to the profile store: "
+                    f"{', '.join(sorted(fitted))} now estimated from this fit on other CPU classes")
 
 
 def main() -> None:
@@ -201,6 +226,9 @@ def main() -> None:
     parser.add_argument("--no-plan", action="store_true", help="skip the planner's pick")
     parser.add_argument("--fit", action="store_true", help="fit OpenVINO's estimator efficiencies")
     parser.add_argument("--fit-batches", default="1,2,4", help="ORT/OpenVINO batches for --fit")
+    parser.add_argument("--save-calibration", action="store_true",
+                        help="with --fit: store the fit (merged over the current calibration) for "
+                             "profile_pieces; do it on a quiet machine")
     args = parser.parse_args()
     console = Console(width=220)
     pieces = sources(args.models, console)
@@ -217,7 +245,7 @@ def main() -> None:
     reports = measure(pieces, wanted, cache, console)
     console.print(runtime_table(pieces, reports, not args.no_plan, console))
     if args.fit:
-        fit(pieces, reports, cache, console)
+        fit(pieces, reports, cache, console, save=args.save_calibration)
 
 
 if __name__ == "__main__":

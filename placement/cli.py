@@ -302,6 +302,7 @@ _register_profile_commands(app)
 app.command(name="app")(__import__("placement.cli_app", fromlist=["serve_app"]).serve_app)
 __import__("placement.cli_export").cli_export.register(app)  # placement export
 __import__("placement.cli_report").cli_report.register(app)  # placement report
+__import__("placement.cli_verify").cli_verify.register(app)  # placement verify
 
 if __name__ == "__main__":  # pragma: no cover
     main()

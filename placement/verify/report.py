@@ -1,0 +1,104 @@
+"""Predicted against measured: per stage compute and wait (p50, p95) and utilisation; end to
+end the plan's p95 (a sum of per-piece p95s: conservative) against the measured p95 and p99, the
+ratio, and whether the measured latency breaks the SLO. Pure functions of the run's record."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.verify.topology import Topology
+from profiles import table as pt
+
+
+def _pct(values, q) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def _profile_p50(ws, stage) -> float | None:
+    try:
+        t = ws.profiles
+    except Exception:  # noqa: BLE001 - no profiles at hand: the p50 stays unknown
+        return None
+    rows = t[(t[pt.PIECE] == stage.piece) & (t[pt.HARDWARE] == stage.hardware)
+             & (t[pt.RUNTIME] == stage.runtime) & (t[pt.BATCH] == stage.batch)]
+    return float(rows[pt.LATENCY_MS_P50].min()) if len(rows) else None
+
+
+def _predicted(plan, stage, ws) -> dict:
+    p = next(x for x in plan.placements if x.piece == stage.placement)
+    if stage.name.endswith(":head") and p.head is not None:
+        return {"compute_ms_p50": _profile_p50(ws, stage), "compute_ms_p95": p.head.latency_ms_p95,
+                "wait_ms_p95": None, "utilisation": None}
+    wait = p.wait_exact_ms if p.wait_exact_ms is not None else p.wait_ms
+    return {"compute_ms_p50": _profile_p50(ws, stage), "compute_ms_p95": p.compute_ms_p95,
+            "wait_ms_p95": wait, "batch_fill_ms": p.batch_fill_ms, "wait_source": p.wait_source,
+            "utilisation": p.utilisation}
+
+
+def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> dict:
+    stages = []
+    for name, stage in topology.stages.items():
+        sr = record.stages[name]
+        group = topology.groups[stage.group]
+        stages.append({
+            "stage": name, "piece": stage.piece, "where": stage.offer, "runtime": stage.runtime,
+            "batch": stage.batch, "processes": group.processes, "requests": len(sr.computes_ms),
+            "predicted": _predicted(plan, stage, ws),
+            "measured": {"compute_ms_p50": _pct(sr.computes_ms, 50), "compute_ms_p95": _pct(sr.computes_ms, 95),
+                         "wait_ms_p50": _pct(sr.waits_ms, 50), "wait_ms_p95": _pct(sr.waits_ms, 95),
+                         "utilisation": (sr.busy_ms / (record.duration_s * 1000.0 * group.processes)
+                                         if record.duration_s else None)},
+        })
+    lat = record.latencies_ms
+    predicted = plan.latency.p95_ms
+    q = plan.latency.percentile
+    measured_q = _pct(lat, q)
+    links = [{"from": k[0], "to": k[1], "bytes": b, "delay_ms": record.link_delay_ms.get(k, 0.0)}
+             for k, b in record.link_bytes.items()]
+    return {
+        "application": plan.application, "workers": processes_note, "failure": record.failure,
+        "worker_pids": record.worker_pids, "stages": stages, "links": links,
+        "end_to_end": {
+            "requests_sent": record.sent, "requests_done": len(lat), "unfinished": record.unfinished,
+            "percentile": q, "predicted_ms": predicted, "measured_ms_p50": _pct(lat, 50),
+            "measured_ms_p95": _pct(lat, 95), "measured_ms_p99": _pct(lat, 99),
+            "measured_ms_at_percentile": measured_q,
+            "ratio": (_pct(lat, 95) / predicted) if lat and predicted else None,
+            "slo_ms": plan.latency.slo_ms,
+            "slo_breached": bool(measured_q is not None and measured_q > plan.latency.slo_ms),
+        },
+    }
+
+
+def _f(x, digits=2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def lines(data: dict) -> list[str]:
+    """The comparison as console lines."""
+    out = [f"{data['application']}: {data['workers']}"]
+    head = f"{'stage':<22} {'where':<26} {'n':>6}  {'compute p50 pred/meas':>22} {'compute p95 pred/meas':>22} " \
+           f"{'wait p50 meas':>13} {'wait p95 pred/meas':>20} {'util pred/meas':>15}"
+    out.append(head)
+    for s in data["stages"]:
+        p, m = s["predicted"], s["measured"]
+        out.append(
+            f"{s['stage'][:22]:<22} {(s['where'] + (' x' + str(s['processes']) if s['processes'] > 1 else ''))[:26]:<26} "
+            f"{s['requests']:>6}  {_f(p['compute_ms_p50']) + ' / ' + _f(m['compute_ms_p50']):>22} "
+            f"{_f(p['compute_ms_p95']) + ' / ' + _f(m['compute_ms_p95']):>22} {_f(m['wait_ms_p50']):>13} "
+            f"{_f(p['wait_ms_p95']) + ' / ' + _f(m['wait_ms_p95']):>20} "
+            f"{_f(p['utilisation']) + ' / ' + _f(m['utilisation']):>15}")
+    for link in data["links"]:
+        if link["delay_ms"] > 0:
+            out.append(f"link {link['from']} -> {link['to']}: {link['bytes']} B, delayed {link['delay_ms']:.2f} ms")
+    e = data["end_to_end"]
+    out.append(f"end to end: {e['requests_done']}/{e['requests_sent']} requests done ({e['unfinished']} unfinished); "
+               f"predicted p{e['percentile']} {_f(e['predicted_ms'])} ms; measured p50 {_f(e['measured_ms_p50'])}, "
+               f"p95 {_f(e['measured_ms_p95'])}, p99 {_f(e['measured_ms_p99'])} ms; "
+               f"measured p95 / predicted = {_f(e['ratio'], 3)}")
+    if e["slo_breached"]:
+        out.append(f"SLO BREACHED: measured p{e['percentile']} {_f(e['measured_ms_at_percentile'])} ms "
+                   f"> SLO {e['slo_ms']:g} ms")
+    if data.get("failure"):
+        out.append(f"run ended early: {data['failure']}")
+    return out

@@ -1,0 +1,108 @@
+"""What a plan runs, as stages (one piece on one worker group), worker groups (a site device:
+one process shared by its pieces; a cloud pool: one process per replica sharing one queue) and
+links (the dataflow, with the locations a message crosses between)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from placement.plan import Plan
+from profiles.split import split_piece_names
+
+SOURCE, SINK = "source", "sink"
+
+
+@dataclass
+class Stage:
+    name: str            # the model, or <model>:head / <model>:tail
+    piece: str           # the ONNX piece it runs (model, or <model>@<tensor>:head|tail)
+    model: str
+    placement: str       # the plan placement its predicted numbers come from
+    group: str
+    tier: str
+    offer: str
+    hardware: str
+    runtime: str
+    batch: int
+    tvm_target: dict | None = None
+
+
+@dataclass
+class Group:
+    name: str
+    kind: str            # site | pool
+    processes: int
+    stages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Link:
+    src: str             # a stage, or SOURCE
+    dst: str             # a stage, or SINK
+    loc_from: str
+    loc_to: str
+    declared_bytes: float
+    planned_ms: float = 0.0  # the plan's transfer time for the declared bytes (0: no link)
+
+
+@dataclass
+class Topology:
+    stages: dict[str, Stage]
+    groups: dict[str, Group]
+    links: list[Link]
+
+    def links_from(self, src: str) -> list[Link]:
+        return [link for link in self.links if link.src == src]
+
+    def fan_in(self, dst: str) -> int:
+        return sum(1 for link in self.links if link.dst == dst)
+
+    @property
+    def sinks(self) -> int:
+        return self.fan_in(SINK)
+
+    @property
+    def has_site(self) -> bool:
+        return any(g.kind == "site" for g in self.groups.values())
+
+
+def plan_topology(plan: Plan) -> Topology:
+    """The stages, groups and links of a feasible plan (one site; fleet segments are refused
+    by the caller)."""
+    stages: dict[str, Stage] = {}
+    groups: dict[str, Group] = {}
+    links: list[Link] = []
+    entry: dict[str, str] = {}
+    exit_: dict[str, str] = {}
+
+    def group(name: str, kind: str, processes: int) -> str:
+        groups.setdefault(name, Group(name, kind, processes))
+        return name
+
+    def add(stage: Stage) -> None:
+        stages[stage.name] = stage
+        groups[stage.group].stages.append(stage.name)
+
+    for p in plan.placements:
+        model = p.model or p.piece
+        pool = None if p.tier == "edge" else group(f"pool {p.offer} ({model})", "pool", p.replicas)
+        if p.cut and p.head:
+            head_piece, tail_piece = split_piece_names(model, p.cut)
+            site = group(f"site {p.head.offer}", "site", 1)
+            add(Stage(f"{model}:head", head_piece, model, p.piece, site, "edge", p.head.offer,
+                      p.head.hardware, p.head.runtime, 1))
+            add(Stage(f"{model}:tail", tail_piece, model, p.piece, pool, p.tier, p.offer, p.hardware,
+                      p.runtime, p.batch, p.tvm_target))
+            links.append(Link(f"{model}:head", f"{model}:tail", p.head.offer,
+                              f"{p.provider}:{p.region}", p.cut_bytes, p.cut_transfer_ms))
+            entry[p.piece], exit_[p.piece] = f"{model}:head", f"{model}:tail"
+            continue
+        where = group(f"site {p.offer}", "site", 1) if p.tier == "edge" else pool
+        add(Stage(model, model, model, p.piece, where, p.tier, p.offer, p.hardware, p.runtime,
+                  p.batch, p.tvm_target))
+        entry[p.piece] = exit_[p.piece] = model
+    for r in plan.routes:
+        src = SOURCE if r.source == SOURCE else exit_[r.source]
+        dst = SINK if r.target == SINK else entry[r.target]
+        links.append(Link(src, dst, r.location_from, r.location_to, r.bytes_per_request, r.transfer_ms))
+    return Topology(stages, groups, links)

@@ -1,0 +1,116 @@
+"""One worker process: loads its stages with the export bundle's runner (`edge_runner.Piece`:
+ONNX Runtime, OpenVINO or a TVM library), then serves its queue until told to stop or its parent
+is gone. A site device's process serves every stage placed on it from one queue, first come first
+served; a cloud pool's replicas share one queue. A batched stage waits for `batch` requests (or
+its fill deadline) and runs them as one call.
+
+Messages in: (request id, stage, {name: array}, enqueued at) or None (stop).
+Messages out: ("ready", worker, pid) once loaded and warmed up, then per request
+("done", worker, request id, stage, enqueued, started, ended, busy_ms, outputs)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def per_request_shape(shape: list[int], batch: int) -> tuple[int, ...]:
+    dims = [d if d > 0 else 1 for d in shape]
+    if batch > 1 and dims and dims[0] == batch:
+        dims[0] = 1
+    return tuple(dims)
+
+
+def default_tensor(desc: dict, batch: int = 1) -> np.ndarray:
+    shape = per_request_shape(desc["shape"], batch)
+    dtype = np.dtype(desc["dtype"])
+    if dtype.kind == "f":
+        return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    return np.zeros(shape, dtype=dtype)
+
+
+def feeds_for(io: dict, batch: int, arrived: dict) -> dict:
+    """The stage's inputs from what arrived: by name, else by position; a tensor whose shape or
+    dtype does not fit the stage is replaced by one of the stage's own input shape."""
+    values = list(arrived.values())
+    feeds = {}
+    for i, desc in enumerate(io["inputs"]):
+        value = arrived.get(desc["name"], values[i] if i < len(values) else None)
+        want = per_request_shape(desc["shape"], batch)
+        if not isinstance(value, np.ndarray) or value.shape != want or value.dtype.name != desc["dtype"]:
+            value = default_tensor(desc, batch)
+        feeds[desc["name"]] = value
+    return feeds
+
+
+class _Stage:
+    def __init__(self, folder: Path, spec: dict):
+        from placement.export.edge_runner import Piece
+
+        self.piece = Piece(folder, spec)
+        self.io = self.piece.io
+        self.batch = int(spec.get("batch", 1))
+        self.fill_s = float(spec.get("fill_deadline_s", 0.05))
+        self.pending: list = []
+
+    def run(self, items: list) -> tuple[float, float, list[dict]]:
+        """Run `items` [(rid, feeds, enqueued)] as one call: start, end, outputs per item."""
+        if self.batch > 1:
+            feeds = {}
+            for desc in self.io["inputs"]:
+                rows = [f[desc["name"]] for _, f, _ in items]
+                rows += [rows[-1]] * (self.batch - len(rows))
+                feeds[desc["name"]] = np.concatenate(rows, axis=0)
+        else:
+            feeds = items[0][1]
+        start = time.monotonic()
+        out = self.piece(feeds)
+        end = time.monotonic()
+        if self.batch == 1:
+            return start, end, [out]
+        per = [{k: (v[i:i + 1] if v.ndim and v.shape[0] == self.batch else v) for k, v in out.items()}
+               for i in range(len(items))]
+        return start, end, per
+
+
+def serve(worker: str, folder: str, specs: dict, inq, outq, parent_pid: int) -> None:
+    """The worker's main loop (the target of its process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers itself
+    stages = {name: _Stage(Path(folder), spec) for name, spec in specs.items()}
+    for stage in stages.values():  # warm up: the first call pays for allocation
+        for _ in range(3):
+            stage.run([(0, feeds_for(stage.io, stage.batch, {}), 0.0)])
+    outq.put(("ready", worker, os.getpid()))
+    while True:
+        deadline = _next_deadline(stages)
+        try:
+            msg = inq.get(timeout=0.5 if deadline is None else max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            msg = False
+        if msg is None:
+            return
+        if os.getppid() != parent_pid:
+            return  # the parent is gone: nobody reads what this worker would send
+        if msg:
+            rid, name, arrived, enqueued = msg
+            stage = stages[name]
+            stage.pending.append((rid, feeds_for(stage.io, stage.batch, arrived), enqueued))
+        for name, stage in stages.items():
+            due = stage.pending and (len(stage.pending) >= stage.batch
+                                     or time.monotonic() >= stage.pending[0][2] + stage.fill_s)
+            if due:
+                items, stage.pending = stage.pending[:stage.batch], stage.pending[stage.batch:]
+                start, end, outs = stage.run(items)
+                for i, ((rid, _, enqueued), out) in enumerate(zip(items, outs)):
+                    busy = (end - start) * 1000.0 if i == 0 else 0.0
+                    outq.put(("done", worker, rid, name, enqueued, start, end, busy, out))
+
+
+def _next_deadline(stages: dict) -> float | None:
+    times = [s.pending[0][2] + s.fill_s for s in stages.values() if s.pending]
+    return min(times) if times else None

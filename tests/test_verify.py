@@ -1,0 +1,148 @@
+"""`placement verify` on a two-piece local plan with tiny ONNX models (a profiles CSV and this
+machine's offers: no profiling): a short run measures every piece, the link across tiers adds
+its configured delay, a killed worker is reported, and SIGINT leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import pandas as pd
+import psutil
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from placement import api
+from placement.verify import verify, write_this_machine_offers
+from profiles import table as pt
+
+RTT_MS = 40.0
+
+
+def mlp(path, n: int, m: int) -> None:
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal((n, n)) * 0.1).astype("float32"), "W"),
+             numpy_helper.from_array(rng.standard_normal((n, m)).astype("float32"), "W2")]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Relu", ["y"], ["r"]),
+         helper.make_node("MatMul", ["r", "W2"], ["out"])],
+        "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, m])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """head on this machine as the site device -> tail on this machine as a cloud offer."""
+    folder = tmp_path_factory.mktemp("verify")
+    mlp(folder / "head.onnx", 64, 32)
+    mlp(folder / "tail.onnx", 32, 8)
+    offers = write_this_machine_offers(folder / "offers.csv", unit_usd=50.0, hourly_usd=0.01)
+    hw = pd.read_csv(offers)["hardware"][0]
+    rows = [{pt.PIECE: piece, pt.HARDWARE: hw, pt.RUNTIME: "onnxruntime", pt.BATCH: 1,
+             pt.LATENCY_MS_P50: 0.2, pt.LATENCY_MS_P95: 0.4, pt.MEMORY_MB: 10.0, pt.SOURCE: "imported",
+             pt.MEASURED_AT: "2026-01-01", pt.TVM_VERSION: "0.27.0", pt.ERROR_BAND: None}
+            for piece in ("head", "tail")]
+    pd.DataFrame(rows, columns=pt.PROFILE_COLUMNS).to_csv(folder / "profiles.csv", index=False)
+    (folder / "spec.yaml").write_text(f"""name: two-piece
+models:
+  - {{name: head, onnx: head.onnx, inputs: {{x: [1, 64]}}}}
+  - {{name: tail, onnx: tail.onnx, inputs: {{x: [1, 32]}}}}
+dataflow:
+  - {{from: source, to: head, bytes: 256}}
+  - {{from: head, to: tail, bytes: 128}}
+  - {{from: tail, to: sink, bytes: 32}}
+load: {{sites: 1, rate_per_site_rps: 10, arrival: periodic}}
+slo: {{latency_ms: 500, percentile: 95}}
+monthly_budget_usd: 100000
+hardware:
+  edge: [this-machine]
+  cloud: [{{provider: aws, regions: [local]}}]
+network: {{uplink_mbps: 10, downlink_mbps: 50, rtt_ms: {{local: {RTT_MS}}}}}
+""")
+    return folder
+
+
+def workspace(case):
+    return api.Workspace.open(case / "spec.yaml", offers_csv=case / "offers.csv",
+                              profiles_csv=case / "profiles.csv")
+
+
+def split_plan(ws):
+    """head on the site device, tail in the cloud pool: one link each way crosses tiers."""
+    return ws.evaluate({"head": "edge:this-machine", "tail": "aws:local:this-machine"}).plan
+
+
+def test_a_short_run_measures_every_piece_and_the_link_delay(case):
+    ws = workspace(case)
+    plan = split_plan(ws)
+    result = verify(ws, plan, duration_s=2.0)
+    assert result.runnable, result.cannot_run
+    data = result.data
+    e = data["end_to_end"]
+    assert data["failure"] is None
+    assert e["requests_sent"] >= 15 and e["requests_done"] == e["requests_sent"]
+    for stage in data["stages"]:
+        assert stage["requests"] == e["requests_sent"]
+        assert stage["measured"]["compute_ms_p50"] > 0
+    # head -> tail (uplink) and tail -> sink (downlink) cross: bytes ÷ bandwidth + RTT/2 each
+    delays = {(link["from"], link["to"]): link for link in data["links"]}
+    up, down = delays[("head", "tail")], delays[("tail", "sink")]
+    assert up["delay_ms"] == pytest.approx(up["bytes"] * 8 / 10_000 + RTT_MS / 2)
+    assert down["delay_ms"] == pytest.approx(down["bytes"] * 8 / 50_000 + RTT_MS / 2)
+    # measured: no request comes back sooner than the two emulated links
+    latencies_floor = up["delay_ms"] + down["delay_ms"]
+    assert e["measured_ms_p50"] >= latencies_floor
+    assert e["measured_ms_p50"] < latencies_floor + 100.0  # the links, not something else, dominate
+    assert e["predicted_ms"] > 0 and e["ratio"] is not None
+
+
+def test_a_piece_on_other_hardware_is_named_and_not_run(case):
+    ws = workspace(case)
+    plan = split_plan(ws)
+    plan.placements[1].hardware = "graviton3"
+    result = verify(ws, plan, duration_s=1.0)
+    assert not result.runnable
+    assert any("tail" in line and "graviton3" in line for line in result.cannot_run)
+
+
+def test_a_killed_worker_is_reported_and_the_run_ends(case):
+    ws = workspace(case)
+    me = psutil.Process()
+
+    def on_event(msg):
+        if msg.startswith("running"):
+            workers = [c for c in me.children() if "resource_tracker" not in " ".join(c.cmdline())]
+            workers[0].kill()
+
+    started = time.monotonic()
+    result = verify(ws, split_plan(ws), duration_s=20.0, on_event=on_event)
+    assert "killed by signal 9" in result.data["failure"]
+    assert time.monotonic() - started < 20.0  # ended early, not after the full duration
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in result.data["worker_pids"])
+
+
+def test_sigint_leaves_no_process_behind(case):
+    cmd = [sys.executable, "-m", "placement.cli", "verify", str(case / "spec.yaml"), "--offers",
+           str(case / "offers.csv"), "--profiles", str(case / "profiles.csv"), "--duration", "60"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if line.startswith("running") or time.monotonic() > deadline:
+            break
+    children = parent.children(recursive=True)
+    assert children, "no worker processes started"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]

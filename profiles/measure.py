@@ -52,8 +52,9 @@ class MeasureConfig(BaseModel):
     )
     seed: int = Field(default=0, description="seed of the random inputs")
     ort_spinning: bool = Field(
-        default=False, description="ONNX Runtime's intra-op threads spin-wait between kernels "
-        "(its default); off, as on a device that runs several pieces or shares its cores")
+        default=True, description="ONNX Runtime's intra-op threads spin-wait between kernels: "
+        "its default, and what the exported bundle's sessions run with (placement export); "
+        "off for a device whose cores other work shares")
     contended_retries: int = Field(
         default=2, ge=0, description="re-measure a row this many times more while other processes "
         "use the cores (`profiles.contention`); a row still contended is stored with that noise "

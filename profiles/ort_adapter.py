@@ -76,7 +76,7 @@ def run_onnxruntime(model_path: str | Path, feeds: Mapping[str, np.ndarray],
     return session.run(None, dict(feeds))
 
 
-def _session(model_path: str, threads: int, spinning: bool = False):
+def _session(model_path: str, threads: int, spinning: bool = True):
     """The session a deployment runs: `threads` intra-op threads, sequential, all graph
     optimisations, spin-waiting only when asked (`MeasureConfig.ort_spinning`)."""
     import onnxruntime as ort
@@ -100,7 +100,7 @@ def _child_measure(payload: dict, report) -> dict:
     process = psutil.Process()
     report("session")
     rss_before = process.memory_info().rss
-    session = _session(payload["model_path"], payload["threads"], payload.get("spinning", False))
+    session = _session(payload["model_path"], payload["threads"], payload.get("spinning", True))
 
     report("warm-up")
     started = time.perf_counter()
@@ -122,5 +122,5 @@ def _child_measure(payload: dict, report) -> dict:
         "onnxruntime", samples_ms,
         memory_mb=max(rss_after - rss_before, 1) / 2**20, memory_method="rss-growth",
         runs_per_sample=runs, measure_s=measure_s, threads=payload["threads"],
-        spinning=payload.get("spinning", False), others_cpu_share=watch.result.others_cpu_share,
+        spinning=payload.get("spinning", True), others_cpu_share=watch.result.others_cpu_share,
     ).model_dump()

@@ -28,6 +28,8 @@ from profiles.table import BATCH, RUNTIME, validate_profile_table  # noqa: E402
 from profiles.tvm_adapter import TvmImportError, measure_tvm  # noqa: E402
 
 FAST = MeasureConfig(warmup_runs=1, repeat=5, min_repeat_ms=1.0, max_measure_s=0.5, timeout_s=300)
+# the two runtimes these tests are about (OpenVINO, a default where installed, has tests/test_openvino.py)
+TVM_AND_ORT = ("tvm", "onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_gru_tvm_cannot_import_names_op_and_model_ort_still_profiled(exported):
     with pytest.raises(TvmImportError, match="GRU") as info:
         measure_tvm(prepare_onnx(e.path, e.input_shapes), e.input_shapes, local_hardware(), FAST)
     assert "GRU" in info.value.ops
-    report = profile_pieces([_source(e)], [], config=FAST)
+    report = profile_pieces([_source(e)], [], runtimes=TVM_AND_ORT, config=FAST)
     assert list(report.table[RUNTIME]) == ["onnxruntime"]
     [problem] = report.problems
     assert problem.runtime == "tvm" and problem.error_type == "TvmImportError"
@@ -99,7 +101,7 @@ def test_tvm_agrees_with_ort_on_a_small_export(exported):
     name = "torch-convnet-o21" if "torch-convnet-o21" in exported else "torch-gru"
     if name == "torch-gru":
         pytest.skip("needs the opset-21 export (onnxscript)")
-    report = profile_pieces([_source(exported[name])], [], config=FAST)
+    report = profile_pieces([_source(exported[name])], [], runtimes=TVM_AND_ORT, config=FAST)
     agreement = report.agreement()
     assert list(agreement["piece"]) == [name]
     assert agreement["max_rel_diff"].iloc[0] < 1e-4 and agreement["max_abs_diff"].iloc[0] < 1e-3

@@ -50,6 +50,8 @@ from profiles.table import (
 from profiles.tvm_adapter import TvmImportError, measure_tvm
 
 FAST = MeasureConfig(warmup_runs=1, repeat=7, min_repeat_ms=1.0, max_measure_s=1.0, timeout_s=120)
+# the two runtimes these tests are about (OpenVINO, a default where installed, has tests/test_openvino.py)
+TVM_AND_ORT = ("tvm", "onnxruntime")
 
 
 @pytest.fixture(autouse=True)
@@ -272,7 +274,7 @@ def test_second_profile_run_measures_nothing(tmp_path, classifier_path, monkeypa
     cache = ProfileCache(tmp_path / "profiles")
     pieces = [PieceSource(piece="classifier", onnx_path=classifier_path, input_shapes=SHAPES)]
     events: list[ProgressEvent] = []
-    first = profile_pieces(pieces, [], config=FAST, cache=cache, on_progress=events.append)
+    first = profile_pieces(pieces, [], runtimes=TVM_AND_ORT, config=FAST, cache=cache, on_progress=events.append)
     assert calls == {"tvm": 1, "onnxruntime": 1} and not first.problems
     assert events[-1].done == events[-1].total == 2
     table = validate_profile_table(first.table)
@@ -287,7 +289,7 @@ def test_second_profile_run_measures_nothing(tmp_path, classifier_path, monkeypa
 
     real_prepare = profiler_module.prepare_onnx
     monkeypatch.setattr(profiler_module, "prepare_onnx", no_prepare)
-    second = profile_pieces(pieces, [], config=FAST, cache=cache)
+    second = profile_pieces(pieces, [], runtimes=TVM_AND_ORT, config=FAST, cache=cache)
     assert calls == {"tvm": 1, "onnxruntime": 1}
     assert piece_io_bytes(pieces[0], cache).output_bytes == 5 * 4
     monkeypatch.setattr(profiler_module, "prepare_onnx", real_prepare)
@@ -304,19 +306,19 @@ def test_tvm_import_failure_is_recorded_and_ort_still_measured(tmp_path, monkeyp
     calls = _counting(monkeypatch)
     cache = ProfileCache(tmp_path / "profiles")
     pieces = [PieceSource(piece="celu", onnx_path=path, input_shapes={"x": [1, 16]})]
-    report = profile_pieces(pieces, [], config=FAST, cache=cache)
+    report = profile_pieces(pieces, [], runtimes=TVM_AND_ORT, config=FAST, cache=cache)
     assert list(report.table[RUNTIME]) == ["onnxruntime"]
     [problem] = report.problems
     assert problem.runtime == "tvm" and problem.error_type == "TvmImportError"
     assert "Celu" in problem.message
-    again = profile_pieces(pieces, [], config=FAST, cache=cache)  # the failure is cached too
+    again = profile_pieces(pieces, [], runtimes=TVM_AND_ORT, config=FAST, cache=cache)  # the failure is cached too
     assert calls == {"tvm": 1, "onnxruntime": 1} and len(again.problems) == 1
 
 
 def test_profile_pieces_adds_estimated_rows(tmp_path, classifier_path):
     other = "arm-cortex-a76-4c"
     pieces = [PieceSource(piece="classifier", onnx_path=classifier_path, input_shapes=SHAPES)]
-    report = profile_pieces(pieces, [other], config=FAST, cache=ProfileCache(tmp_path / "p"))
+    report = profile_pieces(pieces, [other], runtimes=TVM_AND_ORT, config=FAST, cache=ProfileCache(tmp_path / "p"))
     table = validate_profile_table(report.table)
     local = table[table[HARDWARE] == local_hardware().name].set_index(RUNTIME)
     estimated = table[table[HARDWARE] == other].set_index(RUNTIME)

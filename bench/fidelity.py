@@ -177,6 +177,10 @@ def run_case(root: Path, name: str, case, duration: float) -> dict:
             "failure": result.data["failure"], "stages": result.data["stages"]}
 
 
+def _f(x) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0)
@@ -198,6 +202,8 @@ def main(argv=None) -> int:
               f"{r['measured_p95_ms'] or 0:>9.2f} {r['measured_p99_ms'] or 0:>9.2f} {r['ratio'] or 0:>6.3f}  "
               f"{'ok' if good else 'MISS'} ({r['done']}/{r['sent']} done{'; ' + r['failure'] if r['failure'] else ''})")
         print(f"{'':<34} {r['scale']}")
+        print(f"{'':<34} utilisation predicted/measured: " + ", ".join(
+            f"{k} {_f(v[0])}/{_f(v[1])}" for k, v in r['utilisation'].items()))
     print(f"{ok}/{len(results)} within +10 % of predicted (or below it)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

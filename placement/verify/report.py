@@ -46,8 +46,8 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
             "predicted": _predicted(plan, stage, ws),
             "measured": {"compute_ms_p50": _pct(sr.computes_ms, 50), "compute_ms_p95": _pct(sr.computes_ms, 95),
                          "wait_ms_p50": _pct(sr.waits_ms, 50), "wait_ms_p95": _pct(sr.waits_ms, 95),
-                         "utilisation": (sr.busy_ms / (record.duration_s * 1000.0 * group.processes)
-                                         if record.duration_s else None)},
+                         "utilisation": (sr.busy_ms / (record.span_s * 1000.0 * group.processes)
+                                         if record.span_s else None)},
         })
     lat = record.latencies_ms
     predicted = plan.latency.p95_ms

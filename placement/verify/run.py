@@ -32,6 +32,7 @@ class StageRecord:
 class RunRecord:
     started: float = 0.0
     duration_s: float = 0.0
+    span_s: float = 0.0          # arrivals plus the drain: what utilisation is measured over
     stages: dict = field(default_factory=dict)
     latencies_ms: list = field(default_factory=list)
     sent: int = 0
@@ -212,6 +213,7 @@ class Dispatcher:
             for link in self.top.links_from(stage):
                 self._send(link, rid, outputs, done)
         rec.unfinished = len(born)
+        rec.span_s = max(duration_s, time.monotonic() - t0)
         return rec
 
 

@@ -54,10 +54,16 @@ def evaluate_options(ws, assignment: dict, overrides):
     return make_plan(problem, result, evaluation, tvm_version=None)
 
 
-def scaled_outcome(ws, plan, headroom: float, cores: int, has_site: bool):
+def available_cores(cores: int) -> float:
+    """Cores free for the run: this machine's cores less its 1-minute load average (other work
+    that is runnable now), at least a quarter of them."""
+    return max(0.25 * cores, cores - os.getloadavg()[0])
+
+
+def scaled_outcome(ws, plan, headroom: float, cores: float, has_site: bool):
     """(plan at the run's scale, sites, rate per site, scale note). One site when the plan has a
     site device (one device process); a pool-only plan keeps its sites' streams (up to 200).
-    The rate is cut so the plan's busy cores fit `headroom` × this machine's cores and the
+    The rate is cut so the plan's busy cores fit `headroom` × the free cores (`cores`) and the
     dispatcher's limit; the plan is re-evaluated (same options) at that load."""
     from placement import api
 
@@ -115,9 +121,11 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
         return VerifyResult(False, cannot, notes=[f"this machine's hardware class is {local}; "
                                                   "docs/verify.md: plan against this machine's offers"])
     cores = local_cores()
-    scaled, sites, rate, note = scaled_outcome(ws, plan, headroom, cores, topology.has_site)
-    say(note)
     load = os.getloadavg()[0]
+    free = available_cores(cores)
+    scaled, sites, rate, note = scaled_outcome(ws, plan, headroom, free, topology.has_site)
+    note += f"; sized for {headroom:g} x {free:.2f} free core(s) of {cores}"
+    say(note)
     if load > 0.5 * cores:
         say(f"note: this machine's load average is {load:.1f} on {cores} core(s): other work shares "
             "the cores, and measured times include it")

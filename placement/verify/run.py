@@ -75,6 +75,7 @@ class Dispatcher:
         self.inqs = {g: self.ctx.Queue() for g in topology.groups}
         self.procs: dict[str, mp.Process] = {}
         self.heap: list = []
+        self.local: dict[str, set] = {}
         self.seq = 0
         self.record = RunRecord(stages={s: StageRecord() for s in topology.stages})
 
@@ -84,7 +85,11 @@ class Dispatcher:
         import os
 
         for g in self.top.groups.values():
-            specs = {s: self.specs[s] for s in g.stages}
+            specs = {}
+            for s in g.stages:
+                local = self.top.local_next(s)
+                specs[s] = {**self.specs[s], "local_next": local,
+                            "only_local": len(local) == len(self.top.links_from(s))}
             for i in range(g.processes):
                 name = f"{g.name}#{i + 1}" if g.processes > 1 else g.name
                 proc = self.ctx.Process(target=serve, name=name, daemon=True,
@@ -210,8 +215,10 @@ class Dispatcher:
             sr.computes_ms.append((ended - started) * 1000.0)
             sr.busy_ms += busy
             done = time.monotonic()
+            local = self.local.setdefault(stage, set(self.top.local_next(stage)))
             for link in self.top.links_from(stage):
-                self._send(link, rid, outputs, done)
+                if link.dst not in local:  # a hand-over inside the worker was done there
+                    self._send(link, rid, outputs, done)
         rec.unfinished = len(born)
         rec.span_s = max(duration_s, time.monotonic() - t0)
         return rec

@@ -57,6 +57,17 @@ class Topology:
     def fan_in(self, dst: str) -> int:
         return sum(1 for link in self.links if link.dst == dst)
 
+    def local_next(self, src: str) -> list[str]:
+        """The stages `src` hands its output to inside its own worker, as the edge runner does on
+        a device: same group, no link delay, one input, batch 1 on both ends."""
+        stage = self.stages.get(src)
+        if stage is None or stage.batch != 1:
+            return []
+        return [link.dst for link in self.links_from(src)
+                if link.dst in self.stages and link.planned_ms == 0
+                and self.stages[link.dst].group == stage.group and self.stages[link.dst].batch == 1
+                and self.fan_in(link.dst) == 1]
+
     @property
     def sinks(self) -> int:
         return self.fan_in(SINK)

@@ -57,6 +57,8 @@ class _Stage:
         self.batch = int(spec.get("batch", 1))
         self.fill_s = float(spec.get("fill_deadline_s", 0.05))
         self.pending: list = []
+        self.local_next: list[str] = list(spec.get("local_next", []))
+        self.only_local: bool = bool(spec.get("only_local", False))  # every output stays here
 
     def run(self, items: list) -> tuple[float, float, list[dict]]:
         """Run `items` [(rid, feeds, enqueued)] as one call: start, end, outputs per item."""
@@ -105,10 +107,21 @@ def serve(worker: str, folder: str, specs: dict, inq, outq, parent_pid: int) -> 
                                      or time.monotonic() >= stage.pending[0][2] + stage.fill_s)
             if due:
                 items, stage.pending = stage.pending[:stage.batch], stage.pending[stage.batch:]
-                start, end, outs = stage.run(items)
-                for i, ((rid, _, enqueued), out) in enumerate(zip(items, outs)):
-                    busy = (end - start) * 1000.0 if i == 0 else 0.0
-                    outq.put(("done", worker, rid, name, enqueued, start, end, busy, out))
+                _run_and_report(worker, stages, name, items, outq)
+
+
+def _run_and_report(worker: str, stages: dict, name: str, items: list, outq) -> None:
+    """Run `items` on stage `name`, report each, and run the stages it hands to inside this
+    worker at once (the next piece on the same device, as the edge runner does)."""
+    stage = stages[name]
+    start, end, outs = stage.run(items)
+    for i, ((rid, _, enqueued), out) in enumerate(zip(items, outs)):
+        busy = (end - start) * 1000.0 if i == 0 else 0.0
+        local = stage.local_next
+        outq.put(("done", worker, rid, name, enqueued, start, end, busy, {} if stage.only_local else out))
+        for nxt in local:
+            now = time.monotonic()
+            _run_and_report(worker, stages, nxt, [(rid, feeds_for(stages[nxt].io, 1, out), now)], outq)
 
 
 def _next_deadline(stages: dict) -> float | None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -21,6 +22,9 @@ from placement.app_state import AppState
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 hv.extension("bokeh", logo=False)
+# Canvas, not WebGL: a few dozen glyphs per chart draw faster on a 2-D canvas, and a browser
+# without a GPU (headless, remote desktops) emulates WebGL slowly in software.
+hv.renderer("bokeh").webgl = False
 
 SOURCE_LABELS = {"measured-local": "measured here", "measured-rpc": "measured on a device",
                  "imported": "imported"}
@@ -83,73 +87,82 @@ def place_label(p) -> str:
     return f"{p.provider} {p.region} {p.instance_type} ×{p.replicas}"
 
 
-def dataflow_chart(plan):
+def _no_plan(plan) -> bool:
+    return plan is None or not plan.placements
+
+
+def dataflow_chart(plan=None):
     """source → pieces → sink, each piece coloured by where it runs, edges with bytes and ms."""
-    depth = _layers(plan)
+    routes = [] if _no_plan(plan) else plan.routes
+    depth = _layers(plan) if routes else {"source": 0, "sink": 1}
     by_layer: dict[int, list[str]] = {}
     for node, d in sorted(depth.items(), key=lambda kv: kv[1]):
         by_layer.setdefault(d, []).append(node)
     pos = {n: (d, i - (len(ns) - 1) / 2) for d, ns in by_layer.items() for i, n in enumerate(ns)}
-    placed = {p.piece: p for p in plan.placements}
+    placed = {} if _no_plan(plan) else {p.piece: p for p in plan.placements}
     nodes = pd.DataFrame([{"x": pos[n][0], "y": pos[n][1], "node": n,
                            "where": place_label(placed[n]) if n in placed else "site (source / sink)",
                            "p95_ms": placed[n].latency_ms_p95 if n in placed else 0.0}
-                          for n in pos])
+                          for n in pos], columns=["x", "y", "node", "where", "p95_ms"])
     segs = pd.DataFrame([{"x0": pos[r.source][0], "y0": pos[r.source][1], "x1": pos[r.target][0],
-                          "y1": pos[r.target][1]} for r in plan.routes if r.source in pos and r.target in pos],
+                          "y1": pos[r.target][1]} for r in routes if r.source in pos and r.target in pos],
                         columns=["x0", "y0", "x1", "y1"])
     edge_labels = pd.DataFrame([{"x": (pos[r.source][0] + pos[r.target][0]) / 2,
                                  "y": (pos[r.source][1] + pos[r.target][1]) / 2 + 0.12,
                                  "text": f"{r.bytes_per_request / 1000:,.0f} kB · {r.transfer_ms:.1f} ms"}
-                                for r in plan.routes if r.source in pos and r.target in pos],
+                                for r in routes if r.source in pos and r.target in pos],
                                columns=["x", "y", "text"])
-    width = max(depth.values(), default=1)
-    opts = dict(xaxis=None, yaxis=None, show_grid=False, height=320, width=500, toolbar=None,
-                xlim=(-0.4, width + 0.4), ylim=(min(nodes["y"]) - 0.6, max(nodes["y"]) + 0.6))
     chart = (hv.Segments(segs, ["x0", "y0", "x1", "y1"]).opts(color="#999", line_width=2)
              * hv.Points(nodes, ["x", "y"], ["where", "node", "p95_ms"]).opts(
                  color="where", cmap="Category10", size=34, line_color="white", tools=["hover"],
                  legend_position="bottom", show_legend=True)
              * hv.Labels(nodes, ["x", "y"], "node").opts(text_font_size="9pt", yoffset=-0.3)
              * hv.Labels(edge_labels, ["x", "y"], "text").opts(text_font_size="8pt", text_color="#555"))
-    return chart.opts(**opts, title="dataflow: where each piece runs")
+    width = max(depth.values(), default=1)
+    return chart.opts(xaxis=None, yaxis=None, show_grid=False, height=320, width=500, toolbar=None,
+                      xlim=(-0.4, width + 0.4), ylim=(min(nodes["y"]) - 0.6, max(nodes["y"]) + 0.6),
+                      title="dataflow: where each piece runs")
 
 
-def latency_chart(plan):
+def latency_chart(plan=None):
     """Per source → sink path: compute, transfer and wait of each piece, stacked, against the SLO."""
-    placed = {p.piece: p for p in plan.placements}
-    into = {(r.source, r.target): r.transfer_ms for r in plan.routes}
     data = []
-    for i, (path, _total) in enumerate(rows.paths(plan)[:6]):
-        name = f"path {i + 1}"
-        for a, b in zip(path, path[1:]):
-            if into.get((a, b)):
-                data.append({"path": name, "part": f"transfer → {b}", "ms": into[(a, b)]})
-            if b in placed:
-                p = placed[b]
-                data.append({"path": name, "part": f"{b} compute", "ms": p.latency_ms_p95 - p.wait_ms})
-                if p.wait_ms > 0:
-                    data.append({"path": name, "part": f"{b} wait", "ms": p.wait_ms})
-    df = pd.DataFrame(data, columns=["path", "part", "ms"])
+    if not _no_plan(plan):
+        placed = {p.piece: p for p in plan.placements}
+        into = {(r.source, r.target): r.transfer_ms for r in plan.routes}
+        for i, (path, _total) in enumerate(rows.paths(plan)[:6]):
+            name = f"path {i + 1}"
+            for a, b in zip(path, path[1:]):
+                if into.get((a, b)):
+                    data.append({"path": name, "part": f"transfer → {b}", "ms": into[(a, b)]})
+                if b in placed:
+                    p = placed[b]
+                    data.append({"path": name, "part": f"{b} compute", "ms": p.latency_ms_p95 - p.wait_ms})
+                    if p.wait_ms > 0:
+                        data.append({"path": name, "part": f"{b} wait", "ms": p.wait_ms})
+    # an empty stacked bar chart does not draw: a zero bar stands for "no plan"
+    df = pd.DataFrame(data or [{"path": "no plan", "part": "none", "ms": 0.0}], columns=["path", "part", "ms"])
     bars = hv.Bars(df, ["path", "part"], "ms").opts(
-        stacked=True, cmap="Category20", height=300, responsive=True, tools=["hover"],
-        legend_position="right", ylabel="ms (p95 parts)", xlabel="")
-    slo = plan.latency.slo_ms if plan.latency else 0
+        stacked=True, cmap="Category20", tools=["hover"], legend_position="right", ylabel="ms (p95 parts)",
+        xlabel="")
+    slo = plan.latency.slo_ms if plan is not None and plan.latency else 0
     return (bars * hv.HLine(slo).opts(color="red", line_dash="dashed")).opts(
-        title=f"latency per path against the SLO ({slo:g} ms, dashed)")
+        title=f"latency per path against the SLO ({slo:g} ms, dashed)", height=300, responsive=True)
 
 
-def cost_chart(plan):
-    by_kind = rows.cost_by_kind(plan)
-    df = pd.DataFrame([{"item": KIND_LABELS.get(k, k), "usd": v} for k, v in by_kind.items()],
-                      columns=["item", "usd"])
+def cost_chart(plan=None):
+    by_kind = {} if plan is None or not plan.costs else rows.cost_by_kind(plan)
+    df = pd.DataFrame([{"item": KIND_LABELS.get(k, k), "usd": v} for k, v in by_kind.items()]
+                      or [{"item": "no plan", "usd": 0.0}], columns=["item", "usd"])
     return hv.Bars(df, "item", "usd").opts(title="monthly cost by item", ylabel="$/month", xlabel="",
                                            height=260, responsive=True, tools=["hover"], color="#4c78a8")
 
 
-def pricing_chart(plan):
+def pricing_chart(plan=None):
+    found = [] if plan is None or not plan.costs else rows.pricing_model_rows(plan)
     df = pd.DataFrame([{"pricing model": r["pricing_model"], "usd": r["monthly_usd"] or 0.0,
-                        "chosen": "chosen" if r["chosen"] else "other"} for r in rows.pricing_model_rows(plan)],
+                        "chosen": "chosen" if r["chosen"] else "other"} for r in found]
+                      or [{"pricing model": "no plan", "usd": 0.0, "chosen": "other"}],
                       columns=["pricing model", "usd", "chosen"])
     return hv.Bars(df, "pricing model", ["usd", "chosen"]).opts(
         title="the same placement at each pricing model", ylabel="$/month", xlabel="", color="chosen",
@@ -157,26 +170,48 @@ def pricing_chart(plan):
 
 
 def _name_renderer(plot, element):
-    for r in plot.state.renderers:
-        if type(r.glyph).__name__ == "Scatter":
-            r.name = "frontier-points"
+    """Name the frontier's glyph renderer: tests and benchmarks find its points by this name."""
+    plot.handles["glyph_renderer"].name = "frontier-points"
 
 
-def frontier_chart(frontier, plan, budget_usd: float, slo_ms: float):
-    data = pd.DataFrame(rows.frontier_rows(frontier)) if frontier else pd.DataFrame(
-        columns=["monthly_usd", "latency_ms", "placement", "meets_slo"])
-    points = hv.Scatter(data, "latency_ms", ["monthly_usd", "placement"]).opts(
-        size=12, color="#4c78a8", tools=["tap", "hover"], nonselection_alpha=0.5,
-        selection_color="#f58518", hooks=[_name_renderer], xlabel="p95 ms", ylabel="$/month")
-    here = []
-    if plan is not None and plan.latency and plan.costs:
-        here = [(plan.latency.p95_ms, plan.costs.monthly_usd)]
-    current = hv.Points(here, ["latency_ms", "monthly_usd"]).opts(
-        color="red", marker="star", size=18)
-    return points, (points * current * hv.VLine(slo_ms).opts(color="red", line_dash="dashed")
-                    * hv.HLine(budget_usd).opts(color="green", line_dash="dashed")).opts(
-        title="cost–latency frontier (click a point; red dashed: SLO, green: budget)", height=320,
-        responsive=True)
+def frontier_points(frontier=()):
+    data = pd.DataFrame(rows.frontier_rows(list(frontier)) if frontier else [],
+                        columns=["monthly_usd", "latency_ms", "placement", "meets_slo"])
+    return hv.Scatter(data[["latency_ms", "monthly_usd", "placement"]], "latency_ms",
+                      ["monthly_usd", "placement"]).opts(
+        size=12, color="#4c78a8", tools=["tap", "hover"], nonselection_alpha=0.5, selection_color="#f58518",
+        hooks=[_name_renderer], xlabel="p95 ms", ylabel="$/month", framewise=True)
+
+
+def frontier_marks(outcome=None):
+    """The solved plan (a red star) and its SLO (red) and budget (green) lines."""
+    plan = outcome.plan if outcome is not None else None
+    here = ([(plan.latency.p95_ms, plan.costs.monthly_usd)]
+            if plan is not None and plan.latency and plan.costs else [])
+    slo = plan.latency.slo_ms if plan is not None and plan.latency else 0
+    budget = plan.budget_usd if plan is not None else 0
+    return (hv.Points(here, ["latency_ms", "monthly_usd"]).opts(color="red", marker="star", size=18)
+            * hv.VLine(slo).opts(color="red", line_dash="dashed")
+            * hv.HLine(budget).opts(color="green", line_dash="dashed"))
+
+
+def on_event_loop(doc, delay_ms: int = 0):
+    """Run a callback on the session's event loop, holding its document lock: the worker's
+    results change widgets and plots only there (HoloViews plots are not thread-safe)."""
+    from panel.io.state import set_curdoc
+
+    def publish(fn) -> None:
+        def run() -> None:
+            with set_curdoc(doc):
+                fn()
+
+        with contextlib.suppress(Exception):  # the session is gone: nobody to show it to
+            if delay_ms:
+                doc.add_timeout_callback(run, delay_ms)
+            else:
+                doc.add_next_tick_callback(run)
+
+    return publish
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -185,10 +220,20 @@ class PlacementApp(pn.viewable.Viewer):
     """The whole decision on one page over one `AppState`."""
 
     state = param.ClassSelector(class_=AppState)
+    # What the charts show: the state's plan and outcome, a tick later, so that the headline and
+    # the table reach the browser before the charts are recomputed.
+    chart_plan = param.Parameter(default=None)
+    chart_outcome = param.Parameter(default=None)
 
     def __init__(self, state: AppState | None = None, **params):
         super().__init__(state=state or AppState(), **params)
         s = self.state
+        doc = pn.state.curdoc
+        served = doc is not None and doc.session_context is not None
+        if served:
+            s.publish = on_event_loop(doc)
+        # charts a moment after the headline: the loop sends the headline before it draws them
+        self._later = on_event_loop(doc, delay_ms=40) if served else (lambda fn: fn())
         self.headline = pn.pane.Markdown("Loading…", css_classes=["headline"], name="headline",
                                          styles={"font-size": "1.15em"})
         self.busy = pn.indicators.LoadingSpinner(value=False, size=22, name="")
@@ -196,13 +241,26 @@ class PlacementApp(pn.viewable.Viewer):
         self.progress = pn.Column(visible=False)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["app-error"])
         self.notes = pn.pane.Alert("", alert_type="info", visible=False)
-        self.graph = pn.pane.HoloViews(None, width=510, height=330, sizing_mode="fixed")
+        # Each chart is a DynamicMap over the state's params: a new plan updates the plots' data
+        # in place (small patches), instead of sending whole new figures to the browser.
+        def over(fn, source, name):  # framewise: every new plan rescales its axes
+            return hv.DynamicMap(lambda **kw: fn(kw[name]),
+                                 streams=[hv.streams.Params(source, [name])]).opts(framewise=True)
+
+        # the dataflow picture is redrawn whole: its node layout changes with the plan
+        self.graph = pn.pane.HoloViews(dataflow_chart(None), width=510, height=330, sizing_mode="fixed")
         self.placement_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                                     layout="fit_data_table", css_classes=["placement-table"])
-        self.latency = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=300)
-        self.costs = pn.pane.HoloViews(None, sizing_mode="stretch_width")
-        self.pricing = pn.pane.HoloViews(None, sizing_mode="stretch_width")
-        self.frontier = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=320,
+        self.latency = pn.pane.HoloViews(over(latency_chart, self, "chart_plan"), sizing_mode="stretch_width", min_height=300)
+        self.costs = pn.pane.HoloViews(over(cost_chart, self, "chart_plan"), sizing_mode="stretch_width")
+        self.pricing = pn.pane.HoloViews(over(pricing_chart, self, "chart_plan"), sizing_mode="stretch_width")
+        points = over(frontier_points, s, "frontier")
+        self._selection = hv.streams.Selection1D(source=points)
+        self._selection.add_subscriber(self._frontier_clicked)
+        chart = (points * over(frontier_marks, self, "chart_outcome")).opts(
+            title="cost–latency frontier (click a point; red dashed: SLO, green: budget)", height=320,
+            responsive=True, framewise=True)
+        self.frontier = pn.pane.HoloViews(chart, sizing_mode="stretch_width", min_height=320,
                                           css_classes=["frontier"])
         self.frontier_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                                    layout="fit_data_table", height=220)
@@ -217,11 +275,11 @@ class PlacementApp(pn.viewable.Viewer):
         self.rtt_box = pn.Column()
         self.discount_box = pn.Column()
         self.tune_box = pn.Column()
-        self._selection = None
         s.param.watch(self._show_plan, ["plan"])
+        s.param.watch(self._later_charts, ["plan", "outcome"])
         # the frontier chart is rebuilt for a new solve or frontier, not for a clicked point (a
         # rebuilt plot would drop the selection the click just made)
-        s.param.watch(self._show_frontier, ["frontier", "outcome"])
+        s.param.watch(self._show_frontier, ["frontier"])
         s.param.watch(self._show_frontier_choice, ["frontier_index"])
         self.frontier_table.on_click(lambda e: s.select_frontier(e.row))
         s.param.watch(self._show_busy, ["busy", "activity"])
@@ -323,25 +381,26 @@ class PlacementApp(pn.viewable.Viewer):
         self.placement_table.style.map(
             lambda v: f"background-color: {BADGE_COLOURS.get(v, '#f8d7da' if str(v).startswith('estimated') else '')}",
             subset=["latency from"] if "latency from" in table else [])
-        if plan.placements:
-            self.graph.object = dataflow_chart(plan)
-            self.latency.object = latency_chart(plan)
-        else:
-            self.graph.object = None
-            self.latency.object = None
-        if plan.costs:
-            self.costs.object = cost_chart(plan)
-            self.pricing.object = pricing_chart(plan)
         base = rows.baseline_rows(plan)
         self.baselines.value = pd.DataFrame(base).round(2) if base else pd.DataFrame()
         saved = [b for b in base if not b["this_plan"] and b["feasible"] and b["monthly_usd"]]
         if saved and plan.costs:
             best = min(saved, key=lambda b: b["monthly_usd"])
-            self.savings.object = (f"The optimiser saves **{_usd(best['monthly_usd'] - plan.costs.monthly_usd)}"
-                                   f"/month** against the cheapest feasible baseline ({best['name']}).")
+            gain = best["monthly_usd"] - plan.costs.monthly_usd
+            self.savings.object = (
+                f"The optimiser saves **{_usd(gain)}/month** against the cheapest feasible baseline ({best['name']})."
+                if gain > 0.005 else f"The cheapest feasible baseline ({best['name']}) is this plan.")
         else:
             self.savings.object = ""
         self._show_explanation(plan)
+
+    def _later_charts(self, *events) -> None:
+        plan, outcome = self.state.plan, self.state.outcome
+        def draw() -> None:
+            self.param.update(chart_plan=plan, chart_outcome=outcome)
+            self.graph.object = dataflow_chart(plan)
+
+        self._later(draw)
 
     def _show_explanation(self, plan) -> None:
         e = plan.explanation
@@ -360,12 +419,6 @@ class PlacementApp(pn.viewable.Viewer):
 
     def _show_frontier(self, *events) -> None:
         s = self.state
-        scatter, chart = frontier_chart(s.frontier, s.plan, s.budget_usd, s.slo_ms)
-        if self._selection is not None:
-            self._selection.clear()
-        self._selection = hv.streams.Selection1D(source=scatter)
-        self._selection.add_subscriber(self._frontier_clicked)
-        self.frontier.object = chart
         table = pd.DataFrame(rows.frontier_rows(s.frontier)) if s.frontier else pd.DataFrame()
         if not table.empty:
             table = table[["monthly_usd", "latency_label", "usd_per_ms_saved", "meets_slo", "placement",
@@ -500,15 +553,16 @@ class PlacementApp(pn.viewable.Viewer):
             sidebar_width=330, header_background="#4c78a8")
 
 
-def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=None) -> PlacementApp:
+def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=None, **limits) -> PlacementApp:
     """A page for one session: the given spec (or $PLACEMENT_APP_SPEC, or the bundled demo), with
-    optional offers / profiles CSVs ($PLACEMENT_APP_OFFERS, $PLACEMENT_APP_PROFILES)."""
+    optional offers / profiles CSVs ($PLACEMENT_APP_OFFERS, $PLACEMENT_APP_PROFILES); `limits`:
+    the upload caps (`max_file_mb`, `max_total_mb`)."""
     from placement import api
 
     spec = spec or os.environ.get("PLACEMENT_APP_SPEC") or api.demo_spec_path()
     offers_csv = offers_csv or os.environ.get("PLACEMENT_APP_OFFERS") or None
     profiles_csv = profiles_csv or os.environ.get("PLACEMENT_APP_PROFILES") or None
-    state = AppState(offers_csv=offers_csv, profiles_csv=profiles_csv)
+    state = AppState(offers_csv=offers_csv, profiles_csv=profiles_csv, **limits)
     app = PlacementApp(state)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda _ctx: state.close())

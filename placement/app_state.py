@@ -160,6 +160,10 @@ class AppState(param.Parameterized):
         self.examples = dict(examples if examples is not None else api.example_spec_paths())
         self.param.example.objects = list(self.examples)
         self.workspace: api.Workspace | None = None
+        # How results from the worker thread reach the params: called directly by default (tests,
+        # scripts); a Panel page sets it to schedule them on its own event loop, so that widgets
+        # and plots are only ever touched there.
+        self.publish = lambda fn: fn()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement-app")
         self._lock = threading.Lock()
         self._generation = 0
@@ -169,6 +173,7 @@ class AppState(param.Parameterized):
         self._idle.set()
         self._quiet = False  # inputs being set from a spec: no re-plan per field
         self._baseline: dict = {}
+        self._planned: api.Overrides | None = None  # what the last re-plan planned
         self._frontier_key = None
         self._upload_root = Path(tempfile.mkdtemp(prefix="placement-app-"))
         self._uploads = 0
@@ -185,7 +190,7 @@ class AppState(param.Parameterized):
         with self._lock:
             self._pending += 1
             self._idle.clear()
-        self.param.update(busy=True)
+        self._set(busy=True)
         self._executor.submit(self._run, fn, *args)
 
     def _run(self, fn, *args) -> None:
@@ -204,13 +209,17 @@ class AppState(param.Parameterized):
                 self._pending -= 1
                 done = self._pending == 0 and self._timer is None
             if done:
-                self.param.update(busy=False, activity="")
+                self._set(busy=False, activity="")
                 self._idle.set()
 
     def _fail(self, message: str) -> None:
         # an uploaded file is named as the user named it, not by this session's temporary folder
         message = re.sub(re.escape(str(self._upload_root)) + r"/upload-\d+/", "", message)
-        self.param.update(error=message, errors=self.errors + 1)
+        self.publish(lambda: self.param.update(error=message, errors=self.errors + 1))
+
+    def _set(self, **values) -> None:
+        """Results from the worker reach the params through `publish`."""
+        self.publish(lambda: self.param.update(**values))
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until no work is scheduled or running (tests, benchmarks, scripts)."""
@@ -254,7 +263,7 @@ class AppState(param.Parameterized):
                        offers_csv=self.offers_csv, label=f"example: {event.new}")
 
     def _open_job(self, path: Path, profiles_csv, offers_csv, label: str) -> None:
-        self.param.update(activity=f"reading {label}", error="")
+        self._set(activity=f"reading {label}", error="")
         ws = api.Workspace.open(path, offers_csv=offers_csv, profiles_csv=profiles_csv)
         key = _content_key(path, offers_csv, profiles_csv)
         with _PROFILED_LOCK:
@@ -271,14 +280,14 @@ class AppState(param.Parameterized):
         self.workspace = ws
         self._frontier_key = None
         self._set_inputs_from(ws)
-        self.param.update(source=label, profiles=ws.profiles, offers=ws.offers(team_prices=True),
-                          frontier=[], frontier_index=None)
+        self._set(source=label, profiles=ws.profiles, offers=ws.offers(team_prices=True),
+                  frontier=[], frontier_index=None)
         for w in ws.warnings:
-            self.param.update(notice=w)
-        self._replan_job(self._generation)
+            self._set(notice=w)
+        self._replan_job(self._generation, api.Overrides())  # the spec as it stands
 
     def _profile(self, ws: api.Workspace) -> None:
-        self.param.update(activity="profiling", progress={})
+        self._set(activity="profiling", progress={})
         progress: dict = {}
         last = [0.0]
 
@@ -288,41 +297,47 @@ class AppState(param.Parameterized):
             now = time.monotonic()
             if now - last[0] > 0.2 or event.done >= event.total:
                 last[0] = now
-                self.param.update(progress=dict(progress))
+                self._set(progress=dict(progress))
 
         report = ws.profile(on_event)
-        self.param.update(progress=dict(progress))
+        self._set(progress=dict(progress))
         for problem in getattr(report, "problems", ()) or ():
-            self.param.update(notice=str(problem))
+            self._set(notice=str(problem))
 
     def _set_inputs_from(self, ws: api.Workspace) -> None:
         spec = ws.spec
         offers = ws.offers_table
         edge = offers[offers["tier"] == "edge"]
         cloud = offers[offers["tier"] == "cloud"]
-        self._quiet = True
-        try:
-            self.param.edge_devices.objects = sorted(set(edge["instance_type"]) | set(spec.hardware.edge))
-            self.param.providers.objects = sorted(set(cloud["provider"]))
-            self.param.regions.objects = sorted(set(cloud["region"]))
-            providers = [c.provider for c in spec.hardware.cloud]
-            regions = sorted({r for c in spec.hardware.cloud for r in c.regions})
-            types = sorted(self._types_of(spec.hardware.cloud, cloud))
-            self.param.instance_types.objects = self._type_objects(providers, regions, cloud, types)
-            self.param.update(
-                slo_ms=spec.slo.latency_ms, percentile=spec.slo.percentile,
-                min_site_share=spec.slo.min_site_share, budget_usd=spec.monthly_budget_usd,
-                sites=spec.load.sites, rate_per_site_rps=spec.load.rate_per_site_rps,
-                uplink_mbps=spec.network.uplink_mbps, downlink_mbps=spec.network.downlink_mbps,
-                rtt_ms=dict(spec.network.rtt_ms), pricing_model=spec.hardware.pricing_model,
-                discount_percent={p: float(spec.hardware.discount_percent.get(p, 0.0))
-                                  for p in sorted(set(cloud["provider"]))},
-                objective="cost", estimated_latency=spec.solver.estimated_latency,
-                edge_devices=list(spec.hardware.edge), providers=providers, regions=regions,
-                instance_types=types)
-        finally:
-            self._quiet = False
-        self._baseline = {name: self._value(name) for name in self.INPUTS}
+        providers = [c.provider for c in spec.hardware.cloud]
+        regions = sorted({r for c in spec.hardware.cloud for r in c.regions})
+        types = sorted(self._types_of(spec.hardware.cloud, cloud))
+        objects = {"edge_devices": sorted(set(edge["instance_type"]) | set(spec.hardware.edge)),
+                   "providers": sorted(set(cloud["provider"])), "regions": sorted(set(cloud["region"])),
+                   "instance_types": self._type_objects(providers, regions, cloud, types)}
+        values = dict(
+            slo_ms=spec.slo.latency_ms, percentile=spec.slo.percentile,
+            min_site_share=spec.slo.min_site_share, budget_usd=spec.monthly_budget_usd,
+            sites=spec.load.sites, rate_per_site_rps=spec.load.rate_per_site_rps,
+            uplink_mbps=spec.network.uplink_mbps, downlink_mbps=spec.network.downlink_mbps,
+            rtt_ms=dict(spec.network.rtt_ms), pricing_model=spec.hardware.pricing_model,
+            discount_percent={p: float(spec.hardware.discount_percent.get(p, 0.0))
+                              for p in sorted(set(cloud["provider"]))},
+            objective="cost", estimated_latency=spec.solver.estimated_latency,
+            edge_devices=list(spec.hardware.edge), providers=providers, regions=regions,
+            instance_types=types)
+        self._baseline = {name: values[name] for name in self.INPUTS}
+
+        def show() -> None:
+            self._quiet = True
+            try:
+                for name, found in objects.items():
+                    self.param[name].objects = found
+                self.param.update(**values)
+            finally:
+                self._quiet = False
+
+        self.publish(show)
 
     @staticmethod
     def _types_of(candidates, cloud: pd.DataFrame) -> set[str]:
@@ -398,6 +413,11 @@ class AppState(param.Parameterized):
     def _input_changed(self, *events) -> None:
         if self._quiet or self.workspace is None or self._closed:
             return
+        try:
+            if self.overrides() == self._planned:
+                return  # a widget echoing the value it was given: nothing to re-plan
+        except (ValidationError, UserError):
+            pass  # the re-plan reports it
         self.request_replan()
 
     def request_replan(self) -> None:
@@ -411,7 +431,7 @@ class AppState(param.Parameterized):
             timer = threading.Timer(self.debounce_s, self._fire, args=(generation,))
             timer.daemon = True
             self._timer = timer
-        self.param.update(busy=True)
+        self._set(busy=True)
         timer.start()
 
     def _fire(self, generation: int) -> None:
@@ -422,24 +442,31 @@ class AppState(param.Parameterized):
             self._pending += 1  # counted before the timer is cleared: wait_idle never sees a gap
         self._executor.submit(self._run, self._replan_job, generation)
 
-    def _replan_job(self, generation: int) -> None:
+    def _replan_job(self, generation: int, overrides: api.Overrides | None = None) -> None:
         if generation != self._generation or self.workspace is None:
             return  # a newer request is queued behind this one
-        self.param.update(activity="planning")
-        overrides = self.overrides()
+        self._set(activity="planning")
+        overrides = self.overrides() if overrides is None else overrides
+        self._planned = overrides
+        # the plan first (the headline and the table need nothing more), then the same solve
+        # with its baselines and slack (or, when infeasible, the explanation)
+        quick = self.workspace.plan(overrides, analyse=False)
+        self._set(outcome=quick, plan=quick.plan, frontier_index=None, error="")
+        if generation != self._generation:
+            return
         outcome = self.workspace.plan(overrides, analyse=True)
-        self.param.update(outcome=outcome, plan=outcome.plan, frontier_index=None, error="",
-                          replans=self.replans + 1)
+        self._set(outcome=outcome, plan=outcome.plan, frontier_index=None, error="", replans=self.replans + 1)
         frontier_key = overrides.model_copy(update={"slo_ms": None, "objective": None})
-        if generation == self._generation and frontier_key != self._frontier_key:
-            self.param.update(activity="frontier")
+        # computed even when superseded (the next plan reuses it), and again whenever none is shown
+        if frontier_key != self._frontier_key or not self.frontier:
+            self._set(activity="frontier")
             try:
                 plans = self.workspace.frontier(overrides, max_points=self.frontier_points)
             except UserError as exc:
                 plans = []
-                self.param.update(notice=f"frontier: {exc}")
+                self._set(notice=f"frontier: {exc}")
             self._frontier_key = frontier_key
-            self.param.update(frontier=plans)
+            self._set(frontier=plans)
 
     def select_frontier(self, index: int | None) -> None:
         """Load a frontier point's plan into every view (None: back to the solved plan)."""
@@ -564,9 +591,9 @@ class AppState(param.Parameterized):
         if ws is None:
             return
         if self.offers_csv is not None:
-            self.param.update(notice=f"prices come from {self.offers_csv}; nothing to refresh")
+            self._set(notice=f"prices come from {self.offers_csv}; nothing to refresh")
             return
-        self.param.update(activity="refreshing prices")
+        self._set(activity="refreshing prices")
         failed, fetched = [], 0
         for c in ws.spec.hardware.cloud:
             for region in c.regions:
@@ -577,13 +604,13 @@ class AppState(param.Parameterized):
                     failed.append(f"{c.provider} {region}: {result.error or result.status}")
         date = self.plan.provenance.price_date if self.plan is not None else "the snapshot's date"
         if failed and not fetched:
-            self.param.update(notice=f"prices not refreshed ({failed[0]}); prices of {date} stay in use")
+            self._set(notice=f"prices not refreshed ({failed[0]}); prices of {date} stay in use")
             return
         new = api.Workspace(ws.spec, ws.base_dir, offers_table=api.load_offers(), profiles_table=ws.profiles_table,
                             io_bytes=ws.io_bytes, origin=ws.origin, row_providers=ws.row_providers)
         self.workspace = new
         self._frontier_key = None
-        self.param.update(offers=new.offers(team_prices=True),
+        self._set(offers=new.offers(team_prices=True),
                           notice=f"prices refreshed for {fetched} region(s)"
                           + (f"; not for {', '.join(failed)}" if failed else ""))
         self._replan_job(self._generation)
@@ -607,7 +634,7 @@ class AppState(param.Parameterized):
         if self.workspace is None:
             return
         self._tune_cancel.clear()
-        self.tuning = {"phase": "starting", "piece": piece, "hardware": hardware, "budget_s": budget_s}
+        self._set(tuning={"phase": "starting", "piece": piece, "hardware": hardware, "budget_s": budget_s})
         self._tune_thread = threading.Thread(target=self._tune_job, args=(piece, hardware, float(budget_s)),
                                              daemon=True, name="placement-app-tune")
         self._tune_thread.start()
@@ -620,10 +647,10 @@ class AppState(param.Parameterized):
         def on_progress(p) -> None:
             if p.child_pid:
                 child["pid"] = p.child_pid
-            self.tuning = {"phase": p.phase, "piece": piece, "hardware": hardware, "budget_s": budget_s,
+            self._set(tuning={"phase": p.phase, "piece": piece, "hardware": hardware, "budget_s": budget_s,
                            "trials_done": p.trials_done, "trials_planned": p.trials_planned,
                            "tasks_done": p.tasks_done, "tasks_total": p.tasks_total,
-                           "time_left_s": p.time_left_s, "child_pid": child.get("pid")}
+                           "time_left_s": p.time_left_s, "child_pid": child.get("pid")})
 
         try:
             sources = {s.piece: s for s in self.workspace.pieces}
@@ -632,15 +659,15 @@ class AppState(param.Parameterized):
             tune_piece(sources[piece], hardware, budget_s, on_progress=on_progress)
         except (TuningError, UserError, ValueError) as exc:
             cancelled = self._tune_cancel.is_set()
-            self.tuning = {**self.tuning, "phase": "cancelled" if cancelled else "failed"}
+            self._set(tuning={**self.tuning, "phase": "cancelled" if cancelled else "failed"})
             if not cancelled:
                 self._fail(f"tuning {piece}: {exc}")
             return
         except Exception as exc:
-            self.tuning = {**self.tuning, "phase": "failed"}
+            self._set(tuning={**self.tuning, "phase": "failed"})
             self._fail(f"tuning {piece}: {type(exc).__name__}: {exc}")
             return
-        self.tuning = {**self.tuning, "phase": "done"}
+        self._set(tuning={**self.tuning, "phase": "done"})
         self._submit(self._reprofile_job)
 
     def cancel_tuning(self) -> None:
@@ -655,5 +682,5 @@ class AppState(param.Parameterized):
         ws = self.workspace
         self._profile(ws)
         self._frontier_key = None
-        self.param.update(profiles=ws.profiles)
+        self._set(profiles=ws.profiles)
         self._replan_job(self._generation)

@@ -36,9 +36,12 @@ DEEP_TEXT = """el => { const deep = n => { let t = '';
   for (const c of n.childNodes) { if (c.nodeName === 'STYLE') continue;
     t += c.nodeType === 3 ? c.textContent : deep(c); }
   return t; }; return deep(el); }"""
-# Screen positions of the frontier's points, from Bokeh's own views.
+# Screen positions of the frontier's points, from Bokeh's own views (the renderer the app names,
+# or the one whose data has the frontier's `placement` column).
 FRONTIER_POINTS = """() => { const out = [];
-  for (const v of Bokeh.index.query(v => v.model && v.model.name === 'frontier-points')) {
+  const has = d => d instanceof Map ? d.has('placement') : d && 'placement' in d;
+  for (const v of Bokeh.index.query(v => v.model && (v.model.name === 'frontier-points'
+                                        || (v.model.data_source && has(v.model.data_source.data))))) {
     const c = v.parent.canvas_view.el.getBoundingClientRect();
     for (let i = 0; i < v.glyph.sx.length; i++) out.push([c.left + v.glyph.sx[i], c.top + v.glyph.sy[i]]);
   }
@@ -129,7 +132,7 @@ def wait_for(page, predicate, what: str) -> None:
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; the headline: {headline(page)!r}, "
-                                 f"the table: {table_rows(page)!r}")
+                                 f"the table: {table_rows(page)!r}, frontier: {page.evaluate(FRONTIER_POINTS)}")
         page.wait_for_timeout(100)
 
 
@@ -151,7 +154,8 @@ def test_slo_change_replans_and_the_headline_changes(page):
 
 
 def test_clicking_a_frontier_point_changes_the_placement_table(page):
-    page.wait_for_function(f"() => ({FRONTIER_POINTS})().length >= 2")
+    page.locator(".frontier").scroll_into_view_if_needed()
+    wait_for(page, lambda: len(page.evaluate(FRONTIER_POINTS)) >= 2, "the frontier's points")
     before = table_rows(page)
     points = page.evaluate(FRONTIER_POINTS)
     # the point furthest from the plan shown: the cheapest (slowest) one

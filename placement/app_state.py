@@ -12,72 +12,28 @@ logic tests drive this class directly (`state.wait_idle()` waits for the worker)
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
-import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 import param
 from pydantic import ValidationError
 
 from placement import api
-from placement.spec import CloudCandidate, SpecError, load_spec
+from placement.app_tuning import TuningJobs
+from placement.app_uploads import save_upload
+from placement.spec import CloudCandidate
 from profiles.errors import UserError
 
 log = logging.getLogger(__name__)
 PRICING_MODELS = ["on-demand", "spot", "reserved-1y", "reserved-3y"]
-MB = 1024 * 1024
-PROFILE_HEADER = {"piece", "hardware", "runtime", "latency_ms_p95"}  # how an uploaded CSV is recognised
-
-
-class UploadError(UserError):
-    """An uploaded file the app refuses; `str()` names the file and why."""
-
-
-def _safe_name(name: str) -> str:
-    """The base name of an uploaded file with anything odd replaced (never a path)."""
-    base = PurePosixPath(name.replace("\\", "/")).name
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")
-    return base or "upload"
-
-
-def _member_target(root: Path, member: str) -> Path:
-    """Where a zip member lands inside `root`; a member naming a place outside it is refused."""
-    rel = PurePosixPath(member.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts:
-        raise UploadError(f"upload: archive member {member!r} points outside the upload; refused")
-    target = (root / Path(*rel.parts)).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise UploadError(f"upload: archive member {member!r} points outside the upload; refused")
-    return target
-
-
-def check_paths_inside(spec, base_dir: Path, origin: str) -> None:
-    """Every file an uploaded spec names must be one of the uploaded files: a model or price
-    file outside the upload is refused by name (never read)."""
-    from profiles import zoo
-
-    root = base_dir.resolve()
-    named = [(f"models[{i}].onnx", m.onnx) for i, m in enumerate(spec.models) if not zoo.is_zoo_ref(m.onnx)]
-    if spec.hardware.price_overrides:
-        named.append(("hardware.price_overrides", spec.hardware.price_overrides))
-    for field, value in named:
-        path = Path(value)
-        resolved = (path if path.is_absolute() else root / path).resolve()
-        if path.is_absolute() or not resolved.is_relative_to(root):
-            raise SpecError(field, f"{value!r} is outside the upload; only files uploaded with the spec "
-                            "can be used", origin)
 
 
 # Profiles of a spec file by content (path, size, mtime, tables): a second session on the same
@@ -100,7 +56,7 @@ def nice_up(x: float, step: float) -> float:
     return math.ceil(x / step + 1e-9) * step
 
 
-class AppState(param.Parameterized):
+class AppState(TuningJobs, param.Parameterized):
     """One user's session: the spec being planned, what they moved, and what came out."""
 
     # -- where the spec comes from ------------------------------------------------------------
@@ -504,65 +460,14 @@ class AppState(param.Parameterized):
         session's temporary folder, opened. Bad input becomes `error`, naming the file."""
         self.error = ""
         try:
-            path, profiles_csv = self._save_upload(files)
+            self._uploads += 1
+            path, profiles_csv = save_upload(files, self._upload_root / f"upload-{self._uploads}",
+                                             max_file_mb=self.max_file_mb, max_total_mb=self.max_total_mb)
         except UserError as exc:
             self._fail(str(exc))
             return
         self.open_spec(path, profiles_csv=profiles_csv, offers_csv=self.offers_csv,
                        label=f"upload: {path.name}")
-
-    def _save_upload(self, files: dict[str, bytes]) -> tuple[Path, Path | None]:
-        if not files:
-            raise UploadError("upload: no files")
-        total = 0
-        for name, data in files.items():
-            if len(data) > self.max_file_mb * MB:
-                raise UploadError(f"upload: {name} is {len(data) / MB:.1f} MB, over the {self.max_file_mb:g} MB "
-                                  "limit per file")
-            total += len(data)
-        if total > self.max_total_mb * MB:
-            raise UploadError(f"upload: {total / MB:.1f} MB in all, over the {self.max_total_mb:g} MB limit")
-        self._uploads += 1
-        root = self._upload_root / f"upload-{self._uploads}"
-        root.mkdir(parents=True)
-        for name, data in files.items():
-            if name.lower().endswith(".zip"):
-                self._unzip(name, data, root)
-            else:
-                (root / _safe_name(name)).write_bytes(data)
-        specs = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
-        if not specs:
-            raise UploadError("upload: no spec (.yaml) among " + ", ".join(sorted(files)))
-        if len(specs) > 1:
-            raise UploadError("upload: more than one spec: " + ", ".join(p.name for p in specs))
-        spec, base_dir = load_spec(specs[0])  # yaml.safe_load; a bad field is a SpecError naming it
-        check_paths_inside(spec, root, specs[0].name)
-        profiles_csv = None
-        for csv in sorted(root.rglob("*.csv")):
-            try:
-                header = set(pd.read_csv(csv, nrows=0).columns)
-            except Exception:
-                raise UploadError(f"upload: {csv.name} is not a readable CSV") from None
-            if header >= PROFILE_HEADER:
-                profiles_csv = csv
-        return specs[0], profiles_csv
-
-    def _unzip(self, name: str, data: bytes, root: Path) -> None:
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile:
-            raise UploadError(f"upload: {name} is not a zip archive") from None
-        with archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            size = sum(m.file_size for m in members)
-            if size > self.max_total_mb * MB:
-                raise UploadError(f"upload: {name} unpacks to {size / MB:.1f} MB, over the "
-                                  f"{self.max_total_mb:g} MB limit")
-            for member in members:
-                target = _member_target(root, member.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
 
     # -- what the user takes away -------------------------------------------------------------
 
@@ -614,69 +519,6 @@ class AppState(param.Parameterized):
                           notice=f"prices refreshed for {fetched} region(s)"
                           + (f"; not for {', '.join(failed)}" if failed else ""))
         self._replan_job(self._generation)
-
-    # -- tuning -------------------------------------------------------------------------------
-
-    def tunable(self) -> tuple[list[str], list[str]]:
-        """Pieces that can be tuned (those with ONNX files) and the hardware classes measured here."""
-        ws = self.workspace
-        if ws is None or ws.profiles_table is None or ws.origin is None:
-            return [], []  # tables handed in: no ONNX files to tune
-        local = ws.profiles[ws.profiles["source"] == "measured-local"]
-        return sorted(set(ws.profiles["piece"])), sorted(set(local["hardware"]))
-
-    def start_tuning(self, piece: str, hardware: str, budget_s: float) -> None:
-        """Tune one piece for one hardware class within `budget_s` (a background thread, with
-        progress in `tuning`); when done, re-profile so tuned rows join the plan."""
-        if self._tune_thread is not None and self._tune_thread.is_alive():
-            self._fail("tuning: a tuning job is already running; cancel it first")
-            return
-        if self.workspace is None:
-            return
-        self._tune_cancel.clear()
-        self._set(tuning={"phase": "starting", "piece": piece, "hardware": hardware, "budget_s": budget_s})
-        self._tune_thread = threading.Thread(target=self._tune_job, args=(piece, hardware, float(budget_s)),
-                                             daemon=True, name="placement-app-tune")
-        self._tune_thread.start()
-
-    def _tune_job(self, piece: str, hardware: str, budget_s: float) -> None:
-        from profiles.tuning import TuningError, tune_piece
-
-        child = {}
-
-        def on_progress(p) -> None:
-            if p.child_pid:
-                child["pid"] = p.child_pid
-            self._set(tuning={"phase": p.phase, "piece": piece, "hardware": hardware, "budget_s": budget_s,
-                           "trials_done": p.trials_done, "trials_planned": p.trials_planned,
-                           "tasks_done": p.tasks_done, "tasks_total": p.tasks_total,
-                           "time_left_s": p.time_left_s, "child_pid": child.get("pid")})
-
-        try:
-            sources = {s.piece: s for s in self.workspace.pieces}
-            if piece not in sources:
-                raise UploadError(f"tuning: no piece {piece!r}")
-            tune_piece(sources[piece], hardware, budget_s, on_progress=on_progress)
-        except (TuningError, UserError, ValueError) as exc:
-            cancelled = self._tune_cancel.is_set()
-            self._set(tuning={**self.tuning, "phase": "cancelled" if cancelled else "failed"})
-            if not cancelled:
-                self._fail(f"tuning {piece}: {exc}")
-            return
-        except Exception as exc:
-            self._set(tuning={**self.tuning, "phase": "failed"})
-            self._fail(f"tuning {piece}: {type(exc).__name__}: {exc}")
-            return
-        self._set(tuning={**self.tuning, "phase": "done"})
-        self._submit(self._reprofile_job)
-
-    def cancel_tuning(self) -> None:
-        """Stop the tuning child; the trials it finished stay in the database (a rerun resumes)."""
-        self._tune_cancel.set()
-        pid = self.tuning.get("child_pid")
-        if pid and self._tune_thread is not None and self._tune_thread.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
 
     def _reprofile_job(self) -> None:
         ws = self.workspace

@@ -332,6 +332,8 @@ class PlacementApp(pn.viewable.Viewer):
             pn.widgets.FileDownload(callback=text(s.summary_markdown), filename="summary.md", label="summary.md"),
             pn.widgets.FileDownload(callback=text(s.profiles_csv_text), filename="profiles.csv",
                                     label="profiles.csv"),
+            pn.widgets.FileDownload(callback=text(s.report_html), filename="report.html",
+                                    label="procurement report", css_classes=["download-report"]),
             sizing_mode="stretch_width")
 
     def _show_tuning(self, *events) -> None:

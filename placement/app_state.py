@@ -482,6 +482,14 @@ class AppState(TuningJobs, param.Parameterized):
     def profiles_csv_text(self) -> str:
         return self.profiles.to_csv(index=False) if self.profiles is not None else ""
 
+    def report_html(self) -> str:
+        """The procurement report of the plan shown (its sensitivity cases re-solved here)."""
+        from placement.procurement import build_report, render_html
+
+        if self.plan is None or self.workspace is None:
+            return ""
+        return render_html(build_report(self.workspace, overrides=self.overrides(), plan=self.plan))
+
     # -- prices -------------------------------------------------------------------------------
 
     def refresh_prices(self) -> None:

@@ -109,6 +109,9 @@ def test_downloads_plan_json_valid_against_the_schema_and_summary(state):
     summary = state.summary_markdown()
     assert f"${state.plan.costs.monthly_usd:,.2f}/month" in summary
     assert state.profiles_csv_text().startswith("piece,")
+    report = state.report_html()  # the procurement report of the plan shown
+    assert report.startswith("<!DOCTYPE html>") or report.lstrip().lower().startswith("<!doctype html>")
+    assert f"{state.plan.costs.monthly_usd:,.2f}" in report
 
 
 def test_upload_broken_spec_names_the_file_and_field():

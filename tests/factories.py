@@ -90,3 +90,19 @@ hardware:
   cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
 network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
 """)
+
+
+def run_cli(monkeypatch, capsys, *args):
+    """Run `placement ARGS` in-process: (exit code, stdout, stderr)."""
+    import sys
+
+    from placement.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["placement", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -5,32 +5,21 @@ every command works. Output paths that cannot be written are one line, after the
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import typer
 import yaml
-from factories import one_model_spec, one_model_tables
+from factories import one_model_spec, one_model_tables, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from placement.cli import EXIT_INPUT, app, main
+from placement.cli import EXIT_INPUT, app
 
 REAL = Path(__file__).parent / "data" / "real"
 NASTY = ["", "inf", "-inf", "nan", "-1", "0", "1e308", "-0.0", "abc", "\u2603", "1,2", '"', "null",
          "[]", "{a: 1}", "1e-320", "99999999999999999999999", "tvm", "measured-local", "edge"]
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["placement", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _inputs(folder: Path) -> Path:

@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import yaml
-from factories import offer_row, profile_row
+from factories import offer_row, profile_row, run_cli
 from test_tuning import two_kernel_model
 
 from placement import api
@@ -273,18 +273,6 @@ def test_check_catches_a_changed_file_and_an_edited_plan(cloud_bundle, tmp_path,
     (bundle / "plan.json").write_text(json.dumps(plan))
     assert any("do not match plan.json" in p for p in check_bundle(bundle))
 
-
-def run_cli(monkeypatch, capsys, *args):
-    from placement.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["placement", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def cli_args(setup, *extra):

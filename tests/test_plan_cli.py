@@ -4,16 +4,14 @@ CSVs without TVM and answers bad input with one line and exit code 2."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from factories import one_model_spec, one_model_tables
+from factories import one_model_spec, one_model_tables, run_cli
 
 from placement import api
-from placement.cli import main
 from placement.plan import Plan, plan_json_schema
 from placement.report import markdown_summary
 from placement.spec import parse_spec, spec_json_schema
@@ -31,16 +29,6 @@ def csv_inputs(tmp_path):
     (tmp_path / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return tmp_path
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["placement", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def solved_plan():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 
 import pytest
+from factories import run_cli
 
-from placement.cli import main
 from pricing import cache
 from pricing import table as ot
 from pricing.fetch import FetchResult, PriceFetchError
@@ -21,16 +20,6 @@ C7A = "aws:us-east-1:c7a.large"
 def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PLACEMENT_CACHE_DIR", str(tmp_path / "cache"))
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["placement", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def fake_fetch(provider, region, *, instance_types=None, on_progress=None):

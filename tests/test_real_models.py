@@ -6,17 +6,16 @@ Runtime with the input values the spec gives; the three-model chain plans end to
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import yaml
+from factories import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from placement import api
-from placement.cli import main
 from profiles.cache import ProfileCache
 from profiles.measure import MeasureConfig
 from profiles.paths import CACHE_ENV
@@ -33,16 +32,6 @@ CROPS = {"input": [6, 3, 32, 32]}
 def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["placement", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _source(name: str, shapes: dict, **kw) -> PieceSource:

@@ -7,7 +7,7 @@ import copy
 
 import pandas as pd
 import pytest
-from factories import offer_row, profile_row
+from factories import offer_row, profile_row, write_single_model_spec
 
 from placement import api
 from placement.spec import CloudCandidate, SpecError, parse_spec
@@ -188,21 +188,7 @@ def test_profiles_are_taken_once_and_reused_by_every_replan(monkeypatch, tmp_pat
     import profiles.profiler as profiler
 
     two_kernel_model(tmp_path / "tiny.onnx")
-    (tmp_path / "app.yaml").write_text(f"""name: tiny
-models:
-  - {{name: alpha, onnx: tiny.onnx, inputs: {{x: [1, 64]}}}}
-dataflow:
-  - {{from: source, to: alpha, bytes: 256}}
-  - {{from: alpha, to: sink}}
-load: {{sites: 2, rate_per_site_rps: 1.0}}
-slo: {{latency_ms: 300, percentile: 95}}
-monthly_budget_usd: 1000
-hardware:
-  edge: [rpi5-8gb]
-  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
-network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
-solver: {{time_limit_s: 5}}
-""")
+    write_single_model_spec(tmp_path / "app.yaml", app="tiny", model="alpha", onnx_path=tmp_path / "tiny.onnx")
     calls = []
     real = profiler.profile_pieces
     monkeypatch.setattr(profiler, "profile_pieces", lambda *a, **kw: calls.append(1) or real(*a, **kw))
@@ -227,21 +213,7 @@ def test_tuned_rows_reach_a_workspace_plan_when_a_tuning_database_exists(tmp_pat
     two_kernel_model(tmp_path / "two.onnx")
     local = local_hardware().name
     spec = tmp_path / "app.yaml"
-    spec.write_text(f"""name: tuned
-models:
-  - {{name: two, onnx: two.onnx, inputs: {{x: [1, 64]}}}}
-dataflow:
-  - {{from: source, to: two, bytes: 256}}
-  - {{from: two, to: sink}}
-load: {{sites: 1, rate_per_site_rps: 1.0}}
-slo: {{latency_ms: 300, percentile: 95}}
-monthly_budget_usd: 1000
-hardware:
-  edge: [rpi5-8gb]
-  cloud: [{{provider: aws, regions: [us-east-1], instance_types: [c7a.large]}}]
-network: {{uplink_mbps: 20, downlink_mbps: 100, rtt_ms: {{us-east-1: 30}}}}
-solver: {{time_limit_s: 5}}
-""")
+    write_single_model_spec(spec, app="tuned", model="two", onnx_path=tmp_path / "two.onnx")
     before = api.Workspace.open(spec)
     assert "tvm-tuned" not in set(before.profiles[pt.RUNTIME])
     outcome = before.tune(budget="2m", trials_per_task=2)

@@ -51,11 +51,11 @@ def markdown_summary(plan: Plan) -> str:
         return "\n".join(lines) + "\n"
 
     lines += ["", "## Placement", "",
-              "| piece | where | replicas | runtime | p95 ms | latency from | $/month |",
-              "|---|---|---|---|---:|---|---:|"]
+              "| piece | where | replicas | runtime | p95 ms | compute + transfer + wait ms | latency from | $/month |",
+              "|---|---|---|---|---:|---:|---|---:|"]
     for r in plan_rows(plan):
         lines.append(f"| {r['piece']} | {r['where']} | {r['replicas']} | {r['runtime']} | "
-                     f"{r['p95_ms']:.2f} | {r['latency_source']} | "
+                     f"{r['p95_ms']:.2f} | {r['parts']} | {r['latency_source']} | "
                      f"{_usd(r['monthly_usd']) if r['monthly_usd'] is not None else r['cost_note']} |")
 
     if plan.segments:
@@ -83,9 +83,11 @@ def markdown_summary(plan: Plan) -> str:
     alt = ", ".join(f"{r['pricing_model']}: {_usd(r['monthly_usd'])}" for r in pricing_model_rows(plan))
     lines += ["", f"The same placement at other pricing models: {alt} (— where an offer has no such price)."]
 
-    lines += ["", "## Predicted latency per path", "", "| path | p95 ms |", "|---|---:|"]
+    lines += ["", "## Predicted latency per path", "",
+              "| path | p95 ms | compute ms | transfer ms | wait ms |", "|---|---:|---:|---:|---:|"]
     for r in path_rows(plan):
-        lines.append(f"| {r['path']} | {r['latency_ms']:.2f} |")
+        lines.append(f"| {r['path']} | {r['latency_ms']:.2f} | {r['compute_ms']:.2f} | {r['transfer_ms']:.2f} | "
+                     f"{r['wait_ms']:.2f} |")
     lines += ["", "| route | bytes/request | from | to | transfer ms |", "|---|---:|---|---|---:|"]
     for r in route_rows(plan):
         lines.append(f"| {r['route']} | {r['bytes_per_request']:,.0f} | {r['location_from']} | "

@@ -57,6 +57,12 @@ def on_event_loop(doc, delay_ms: int = 0):
     return publish
 
 
+PLACEMENT_COLUMNS = ["piece", "where", "replicas", "runtime", "batch", "p95 ms", "compute ms", "wait ms",
+                     "utilisation", "latency from", "$/month"]
+FRONTIER_COLUMNS = ["monthly_usd", "latency_label", "usd_per_ms_saved", "meets_slo", "placement", "latency_from"]
+BASELINE_COLUMNS = ["name", "monthly_usd", "latency_ms", "feasible", "note", "this_plan"]
+
+
 # -- the page -----------------------------------------------------------------------------------
 
 class PlacementApp(pn.viewable.Viewer):
@@ -92,7 +98,10 @@ class PlacementApp(pn.viewable.Viewer):
 
         # the dataflow picture is redrawn whole: its node layout changes with the plan
         self.graph = pn.pane.HoloViews(dataflow_chart(None), width=510, height=330, sizing_mode="fixed")
-        self.placement_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+        # A table enters the page with its first rows (its slot is empty until then): new columns
+        # reach a browser's Tabulator as setColumns, which throws when it has not yet built the
+        # table (seen in CI on a loaded machine). Fixed columns keep later updates to rows only.
+        self.placement_table = pn.widgets.Tabulator(pd.DataFrame(columns=PLACEMENT_COLUMNS), disabled=True, show_index=False,
                                                     layout="fit_data_table", css_classes=["placement-table"])
         self.latency = pn.pane.HoloViews(over(latency_chart, self, "chart_plan"), sizing_mode="stretch_width", min_height=300)
         self.costs = pn.pane.HoloViews(over(cost_chart, self, "chart_plan"), sizing_mode="stretch_width")
@@ -105,9 +114,9 @@ class PlacementApp(pn.viewable.Viewer):
             responsive=True, framewise=True)
         self.frontier = pn.pane.HoloViews(chart, sizing_mode="stretch_width", min_height=320,
                                           css_classes=["frontier"])
-        self.frontier_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+        self.frontier_table = pn.widgets.Tabulator(pd.DataFrame(columns=FRONTIER_COLUMNS), disabled=True, show_index=False,
                                                    layout="fit_data_table", height=220)
-        self.baselines = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+        self.baselines = pn.widgets.Tabulator(pd.DataFrame(columns=BASELINE_COLUMNS), disabled=True, show_index=False,
                                               layout="fit_data_table")
         self.savings = pn.pane.Markdown("")
         self.explanation = pn.Column(visible=False, css_classes=["explanation"])
@@ -115,6 +124,11 @@ class PlacementApp(pn.viewable.Viewer):
                                            pagination="remote", page_size=15, layout="fit_data_table")
         self.profiles = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, header_filters=True,
                                              pagination="remote", page_size=15, layout="fit_data_table")
+        self.placement_table.style.map(  # once: Panel re-applies a Styler's steps to every new value
+            lambda v: f"background-color: {BADGE_COLOURS.get(v, '#f8d7da' if str(v).startswith('estimated') else '')}",
+            subset=["latency from"])
+        self._table_slots = {t: pn.Column(sizing_mode="stretch_width", margin=0)
+                             for t in (self.placement_table, self.frontier_table, self.baselines)}
         self.rtt_box = pn.Column()
         self.discount_box = pn.Column()
         self.tune_box = pn.Column()
@@ -217,15 +231,13 @@ class PlacementApp(pn.viewable.Viewer):
             table["latency from"] = [badge(r) for r in rows.plan_rows(plan)]
             table["$/month"] = [usd(r["monthly_usd"]) if r["monthly_usd"] is not None else r["cost_note"]
                                 for r in rows.plan_rows(plan)]
-            table = table[["piece", "where", "replicas", "runtime", "batch", "p95_ms", "compute_ms",
-                           "wait_ms", "utilisation", "latency from", "$/month"]].round(2)
             table = table.rename(columns={"p95_ms": "p95 ms", "compute_ms": "compute ms", "wait_ms": "wait ms"})
-        self.placement_table.value = table
-        self.placement_table.style.map(
-            lambda v: f"background-color: {BADGE_COLOURS.get(v, '#f8d7da' if str(v).startswith('estimated') else '')}",
-            subset=["latency from"] if "latency from" in table else [])
+            table = table[PLACEMENT_COLUMNS].round(2)
+        else:
+            table = pd.DataFrame(columns=PLACEMENT_COLUMNS)
+        self._fill(self.placement_table, table)
         base = rows.baseline_rows(plan)
-        self.baselines.value = pd.DataFrame(base).round(2) if base else pd.DataFrame()
+        self._fill(self.baselines, pd.DataFrame(base, columns=BASELINE_COLUMNS).round(2))
         saved = [b for b in base if not b["this_plan"] and b["feasible"] and b["monthly_usd"]]
         if saved and plan.costs:
             best = min(saved, key=lambda b: b["monthly_usd"])
@@ -236,6 +248,12 @@ class PlacementApp(pn.viewable.Viewer):
         else:
             self.savings.object = ""
         self._show_explanation(plan)
+
+    def _fill(self, table, value: pd.DataFrame) -> None:
+        table.value = value
+        slot = self._table_slots[table]
+        if not slot.objects:
+            slot.objects = [table]
 
     def _later_charts(self, *events) -> None:
         plan, outcome = self.state.plan, self.state.outcome
@@ -262,11 +280,8 @@ class PlacementApp(pn.viewable.Viewer):
 
     def _show_frontier(self, *events) -> None:
         s = self.state
-        table = pd.DataFrame(rows.frontier_rows(s.frontier)) if s.frontier else pd.DataFrame()
-        if not table.empty:
-            table = table[["monthly_usd", "latency_label", "usd_per_ms_saved", "meets_slo", "placement",
-                           "latency_from"]].round(2)
-        self.frontier_table.value = table
+        table = pd.DataFrame(rows.frontier_rows(s.frontier) if s.frontier else [])
+        self._fill(self.frontier_table, table.reindex(columns=FRONTIER_COLUMNS).round(2))
 
     def _show_frontier_choice(self, *events) -> None:
         i = self.state.frontier_index
@@ -380,13 +395,14 @@ class PlacementApp(pn.viewable.Viewer):
             self.headline,
             self._downloads(),
             self.explanation,
-            pn.Card(pn.Row(pn.Column(self.graph, width=520, height=340, sizing_mode="fixed"), self.placement_table),
+            pn.Card(pn.Row(pn.Column(self.graph, width=520, height=340, sizing_mode="fixed"),
+                           self._table_slots[self.placement_table]),
                     title="Placement (every latency badged with where it comes from)", **card),
             pn.Row(pn.Card(self.frontier, title="Cost–latency frontier", **card),
                    pn.Card(self.latency, title="Latency", **card)),
             pn.Row(pn.Card(self.costs, title="Money", **card), pn.Card(self.pricing, title="Pricing models", **card)),
-            pn.Card(pn.Column(self.savings, self.baselines), title="Baselines", **card),
-            pn.Tabs(("Frontier points", self.frontier_table), ("Offers", pn.Column(refresh, self.offers)),
+            pn.Card(pn.Column(self.savings, self._table_slots[self.baselines]), title="Baselines", **card),
+            pn.Tabs(("Frontier points", self._table_slots[self.frontier_table]), ("Offers", pn.Column(refresh, self.offers)),
                     ("Profiles", self.profiles), ("Tuning", self.tune_box), dynamic=True),
         )
 

@@ -111,7 +111,7 @@ def page(browser, server, console_errors):
     """One page on the demo, the plan shown; tests that move inputs share it in file order."""
     page = browser.new_page()
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    page.on("pageerror", lambda e: console_errors.append(f"{e} at {getattr(e, 'stack', '')}"))
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(server)
     page.locator(".headline").get_by_text("/month").wait_for()

@@ -99,7 +99,7 @@ def greedy_per_stage(problem: Problem) -> BaselineResult:
 def _device_cost(problem: Problem, option) -> float:
     if option.device_offer is None:
         return 0.0
-    return problem.devices[option.device_offer].monthly_usd
+    return problem.devices[option.device_offer].monthly_usd + option.power_monthly_usd
 
 
 def baselines(problem: Problem, *, time_limit_s: float = 10.0, seed: int = 0, workers: int = 2):

@@ -110,6 +110,18 @@ def billed_links(problem: Problem, assignment: dict) -> dict:
     return links
 
 
+def power_detail(dev, utilisation: float) -> str:
+    """How a device's power line was reckoned, in words a finance team can check."""
+    if dev.owned_by == "users":
+        return "owned by its users: not charged"
+    if dev.busy_power_monthly_usd_per_site:
+        return (f"{dev.idle_power_w:g} W idle + {dev.power_w - dev.idle_power_w:g} W x {utilisation:.1%} busy "
+                f"= {dev.idle_power_w + (dev.power_w - dev.idle_power_w) * utilisation:.2f} W average")
+    if dev.power_policy == "by-use":
+        return f"{dev.power_w:g} W around the clock (no published idle figure: charged busy)"
+    return f"{dev.power_w:g} W around the clock (edge.power: full-load)"
+
+
 def evaluate(problem: Problem, assignment: dict) -> Evaluation:
     """Cost, end-to-end latency and violated constraints of `assignment` (piece -> Option or id)."""
     chosen: dict[str, Option] = {}
@@ -205,10 +217,10 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
             "owned by its users: not charged" if dev.owned_by == "users" else
             "owned: already installed" if dev.owned else f"{dev.price_source} ({dev.price_date}), amortised",
         ))
+        per_site = dev.power_monthly_usd_per_site + dev.busy_power_monthly_usd_per_site * device_load[offer][0]
         items.append(CostItem(
-            "edge-power", dev.label, dev.sites, "device",
-            dev.power_monthly_usd_per_site, dev.power_monthly_usd_per_site * dev.sites,
-            "owned by its users: not charged" if dev.owned_by == "users" else f"{dev.power_w:g} W around the clock",
+            "edge-power", dev.label, dev.sites, "device", per_site, per_site * dev.sites,
+            power_detail(dev, device_load[offer][0]),
         ))
     # Transfer: each provider's internet volume is priced on its tiers as a whole, and each
     # link named with its GB share of that cost; inter-region links at their flat rate.

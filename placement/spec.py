@@ -204,6 +204,11 @@ class NetworkSpec(_Strict):
 class EdgeCostSpec(_Strict):
     amortisation_months: PositiveInt = 36
     electricity_usd_per_kwh: Annotated[float, Field(ge=0)] = 0.15
+    power: Literal["by-use", "full-load"] = Field(
+        default="by-use",
+        description="by-use: a device draws its idle power plus (busy - idle) x its utilisation "
+        "(devices without a published idle figure are charged busy); full-load: the busy figure "
+        "around the clock (conservative)")
 
 
 class SolverSpec(_Strict):

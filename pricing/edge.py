@@ -1,4 +1,5 @@
-"""The edge device catalog: boards bought once per site, priced per unit with a power draw.
+"""The edge device catalog: boards bought once per site, priced per unit with a power draw busy
+and (where published) idle.
 
 `data/edge_devices.csv` is the embedded catalog (one row per device model, with where its unit
 price and power figure come from); `edge_offers` turns it into `OfferTable` rows (tier edge,
@@ -16,9 +17,11 @@ from pricing import table as ot
 DEVICE = "device"
 NAME = "name"
 POWER_SOURCE = "power_source"
+IDLE_POWER_SOURCE = "idle_power_source"
 EDGE_DEVICE_COLUMNS = [
-    DEVICE, NAME, ot.UNIT_USD, ot.POWER_W, ot.MEMORY_GIB, ot.VCPUS, ot.ARCH, ot.ACCELERATOR,
-    ot.ACCELERATOR_COUNT, ot.HARDWARE, ot.PRICE_SOURCE, POWER_SOURCE, ot.PRICE_DATE,
+    DEVICE, NAME, ot.UNIT_USD, ot.POWER_W, ot.IDLE_POWER_W, ot.MEMORY_GIB, ot.VCPUS, ot.ARCH,
+    ot.ACCELERATOR, ot.ACCELERATOR_COUNT, ot.HARDWARE, ot.PRICE_SOURCE, POWER_SOURCE,
+    IDLE_POWER_SOURCE, ot.PRICE_DATE,
 ]
 EDGE_PROVIDER = "edge"
 EDGE_REGION = "site"
@@ -35,7 +38,7 @@ def load_edge_devices() -> pd.DataFrame:
 
 
 def edge_offers(devices: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Devices as `OfferTable` rows; the power figure's origin is appended to `price_source`."""
+    """Devices as `OfferTable` rows; the power figures' origins are appended to `price_source`."""
     devices = load_edge_devices() if devices is None else devices
     offers = pd.DataFrame({
         ot.OFFER: devices[DEVICE].map(ot.edge_offer_id),
@@ -55,7 +58,9 @@ def edge_offers(devices: pd.DataFrame | None = None) -> pd.DataFrame:
         ot.RESERVED_3Y_HOURLY_USD: float("nan"),
         ot.UNIT_USD: devices[ot.UNIT_USD],
         ot.POWER_W: devices[ot.POWER_W],
-        ot.PRICE_SOURCE: devices[ot.PRICE_SOURCE] + "; power: " + devices[POWER_SOURCE],
+        ot.IDLE_POWER_W: devices[ot.IDLE_POWER_W],
+        ot.PRICE_SOURCE: (devices[ot.PRICE_SOURCE] + "; power: " + devices[POWER_SOURCE]
+                          + "; idle power: " + devices[IDLE_POWER_SOURCE]),
         ot.PRICE_DATE: devices[ot.PRICE_DATE],
     })
     return ot.validate_offer_table(offers, origin="edge_devices.csv")

@@ -2,7 +2,7 @@
 
 `apply_overrides` reads a CSV with an `offer` column plus any of the price columns below;
 an empty cell keeps the current value. Edge devices are edited the same way (unit_usd,
-power_w). The changed rows' `price_source` becomes "override: <file>". `apply_discounts`
+power_w busy, idle_power_w). The changed rows' `price_source` becomes "override: <file>". `apply_discounts`
 lowers every cloud price column of a provider by a percentage (edge: the unit price).
 Both return a new table and raise `OfferTableError` with one line naming the file, row and
 column of anything they cannot use.
@@ -19,7 +19,7 @@ from pricing import table as ot
 from pricing.query import HOURLY_COLUMNS
 
 CLOUD_COLUMNS = HOURLY_COLUMNS  # on-demand, spot, reserved 1y / 3y
-EDGE_COLUMNS = [ot.UNIT_USD, ot.POWER_W]
+EDGE_COLUMNS = [ot.UNIT_USD, ot.POWER_W, ot.IDLE_POWER_W]
 OVERRIDE_COLUMNS = [*CLOUD_COLUMNS, *EDGE_COLUMNS]
 
 

@@ -23,23 +23,26 @@ SPOT_HOURLY_USD = "spot_hourly_usd"
 RESERVED_1Y_HOURLY_USD = "reserved_1y_hourly_usd"
 RESERVED_3Y_HOURLY_USD = "reserved_3y_hourly_usd"
 UNIT_USD = "unit_usd"
-POWER_W = "power_w"
+POWER_W = "power_w"  # an edge device busy (all cores); what "full load around the clock" charges
+IDLE_POWER_W = "idle_power_w"  # the same device idle; empty: not published (charged as busy)
 PRICE_SOURCE = "price_source"
 PRICE_DATE = "price_date"
 
 OFFER_COLUMNS = [
     OFFER, TIER, PROVIDER, REGION, INSTANCE_TYPE, HARDWARE, VCPUS, MEMORY_GIB, ACCELERATOR,
     ACCELERATOR_COUNT, ARCH, HOURLY_USD, SPOT_HOURLY_USD, RESERVED_1Y_HOURLY_USD,
-    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W, PRICE_SOURCE, PRICE_DATE,
+    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W, IDLE_POWER_W, PRICE_SOURCE, PRICE_DATE,
 ]
+# Columns a table from outside may leave out (filled empty): added after tables were exported.
+OPTIONAL_COLUMNS = [IDLE_POWER_W]
 NUMERIC_COLUMNS = [
     VCPUS, MEMORY_GIB, ACCELERATOR_COUNT, HOURLY_USD, SPOT_HOURLY_USD, RESERVED_1Y_HOURLY_USD,
-    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W,
+    RESERVED_3Y_HOURLY_USD, UNIT_USD, POWER_W, IDLE_POWER_W,
 ]
 # No real offer comes near these; a larger number is a typo that would overflow the model's sums.
 PLAUSIBLE_MAX = {
     VCPUS: 1e4, MEMORY_GIB: 1e5, ACCELERATOR_COUNT: 1e3, HOURLY_USD: 1e4, SPOT_HOURLY_USD: 1e4,
-    RESERVED_1Y_HOURLY_USD: 1e4, RESERVED_3Y_HOURLY_USD: 1e4, UNIT_USD: 1e7, POWER_W: 1e5,
+    RESERVED_1Y_HOURLY_USD: 1e4, RESERVED_3Y_HOURLY_USD: 1e4, UNIT_USD: 1e7, POWER_W: 1e5, IDLE_POWER_W: 1e5,
 }
 TIERS = ("edge", "cloud")
 PRICING_MODELS = {
@@ -64,10 +67,10 @@ def edge_offer_id(device: str) -> str:
 
 def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.DataFrame:
     """Check a table from outside (CSV import) so bad rows fail with one line, not in the solver."""
-    missing = [c for c in OFFER_COLUMNS if c not in df.columns]
+    missing = [c for c in OFFER_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise OfferTableError(f"{origin}: missing column(s) {', '.join(missing)}")
-    df = df[OFFER_COLUMNS].copy()
+    df = df.reindex(columns=OFFER_COLUMNS).copy()
     for column in NUMERIC_COLUMNS:
         raw = df[column]
         df[column] = pd.to_numeric(raw, errors="coerce")
@@ -99,6 +102,10 @@ def validate_offer_table(df: pd.DataFrame, origin: str = "offer table") -> pd.Da
     if bad_unit.any():
         row = int(bad_unit.idxmax())
         raise OfferTableError(f"{origin}: row {row + 1}: unit_usd and power_w must be positive")
+    bad_idle = edge & (df[IDLE_POWER_W] > df[POWER_W])
+    if bad_idle.any():
+        row = int(bad_idle.idxmax())
+        raise OfferTableError(f"{origin}: row {row + 1}: idle_power_w must not exceed power_w (busy)")
     expected = [edge_offer_id(r[INSTANCE_TYPE]) if r[TIER] == "edge"
                 else cloud_offer_id(r[PROVIDER], r[REGION], r[INSTANCE_TYPE])
                 for r in df[[TIER, PROVIDER, REGION, INSTANCE_TYPE]].to_dict("records")]

@@ -101,6 +101,7 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
         h.addConstr(sum(o.device_utilisation * on[p, o.id] for p, o in users) <= problem.utilisation_cap)
         h.addConstr(sum(o.device_memory_mb * on[p, o.id] for p, o in users) <= dev.memory_mb)
         cost_terms.append(dev.monthly_usd_per_site * dev.sites * used)
+        cost_terms += [o.power_monthly_usd * on[p, o.id] for p, o in users if o.power_monthly_usd]
     for provider, terms in crossing_gb.items():
         total_gb = sum(problem.egress_gb(f) for f in problem.flows)
         volume = sum(terms)

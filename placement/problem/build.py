@@ -19,6 +19,7 @@ from placement.problem.offers import (
     edge_device,
     oldest_price_date,
     why_no_option,
+    with_busy_power,
 )
 from placement.problem.options import (
     OptionInputs,
@@ -98,6 +99,8 @@ def build_problem(
     options = {p: tuple(o) for p, o in bound_shared_device_waits(
         options, percentile=spec.slo.percentile, arrival_scv=inputs.arrival_scv,
         cap=spec.solver.utilisation_cap).items()}
+    # ...and draw power above idle in proportion to how busy they keep it (spec edge.power)
+    options = with_busy_power(options, devices)
     pieces, flows = _per_lane(spec, lanes, flows_with_bytes(spec, io_bytes))
     return Problem(
         name=spec.name, pieces=pieces, flows=flows, options={p: options[p] for p in pieces},

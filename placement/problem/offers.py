@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -19,15 +19,21 @@ class EdgeDevice:
     device: str
     memory_mb: float
     unit_usd: float
-    power_w: float
+    power_w: float  # busy (all cores)
     capex_monthly_usd_per_site: float
-    power_monthly_usd_per_site: float
+    power_monthly_usd_per_site: float  # drawn whatever the load: idle (by use) or busy (full load)
     price_source: str
     price_date: str
     sites: int  # sites that have one (a fleet segment's sites, or all sites)
     segment: str | None = None  # the fleet segment it is installed in
     owned: bool = False  # already installed: capex is sunk, only power is charged
     owned_by: str = "operator"  # "users": the users' own devices (phones): no capex, no power
+    idle_power_w: float | None = None  # None: not published, charged at `power_w`
+    power_policy: str = "full-load"  # by-use | full-load (the spec's `edge.power`)
+    # What one site's device adds to the power bill per unit of utilisation (by use): (busy -
+    # idle) W around the clock. 0 under full load, for a device without an idle figure, or owned
+    # by its users. A plan's options carry their share (`Option.power_monthly_usd`).
+    busy_power_monthly_usd_per_site: float = 0.0
 
     @property
     def monthly_usd_per_site(self) -> float:
@@ -66,16 +72,35 @@ def edge_device(spec: ApplicationSpec, row: dict, *, sites: int, segment: str | 
     device its users own (`owned_by: users`, a phone) charges neither."""
     users = owned_by == "users"
     capex = 0.0 if owned or users else float(row[ot.UNIT_USD]) / spec.edge.amortisation_months
-    power = 0.0 if users else (float(row[ot.POWER_W]) / 1000.0 * HOURS_PER_MONTH
-                               * spec.edge.electricity_usd_per_kwh)
+    busy_w = float(row[ot.POWER_W])
+    idle_w = price(row, ot.IDLE_POWER_W) if ot.IDLE_POWER_W in row else None
+    by_use = spec.edge.power == "by-use" and idle_w is not None
+    usd_per_w = 0.0 if users else HOURS_PER_MONTH / 1000.0 * spec.edge.electricity_usd_per_kwh
     return EdgeDevice(
+        idle_power_w=idle_w, power_policy=spec.edge.power,
+        busy_power_monthly_usd_per_site=(busy_w - idle_w) * usd_per_w if by_use else 0.0,
         offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
         memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
-        power_w=float(row[ot.POWER_W]), capex_monthly_usd_per_site=capex,
-        power_monthly_usd_per_site=power, price_source=str(row[ot.PRICE_SOURCE]),
+        power_w=busy_w, capex_monthly_usd_per_site=capex,
+        power_monthly_usd_per_site=(idle_w if by_use else busy_w) * usd_per_w, price_source=str(row[ot.PRICE_SOURCE]),
         price_date=str(row[ot.PRICE_DATE]), sites=sites, segment=segment, owned=owned or users,
         owned_by=owned_by,
     )
+
+
+def with_busy_power(options: dict, devices: dict) -> dict:
+    """Each option that keeps a site device busy (an edge option, a split model's head) carries
+    the power that busy share draws above idle at every site of that device: linear in the
+    option, so the solver adds it like a price and the checker sums it per device."""
+    out = {}
+    for piece, opts in options.items():
+        new = []
+        for o in opts:
+            dev = devices.get(o.device_offer) if o.device_offer is not None else None
+            usd = dev.busy_power_monthly_usd_per_site * dev.sites * o.device_utilisation if dev else 0.0
+            new.append(replace(o, power_monthly_usd=usd) if usd else o)
+        out[piece] = tuple(new)
+    return out
 
 
 def price(row: dict, column: str) -> float | None:

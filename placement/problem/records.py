@@ -72,10 +72,28 @@ class Option:
     # and the pool is paid once. None: a uniform fleet, where an option is its own pool.
     pool: str | None = None
     pool_segments: tuple[str, ...] = ()
+    # Co-located pieces (placement/problem/colocate.py): every piece in `pool_pieces` runs in the
+    # pool named `pool` (one instance type in one region, one server process per replica), sized
+    # for their loads together; `utilisation` and `wait_ms` are the pool's, `monthly_usd` the
+    # whole pool's (paid once), `memory_mb` this piece's share of `pool_memory_mb`, the instance's.
+    pool_pieces: tuple[str, ...] = ()
+    pool_memory_mb: float = 0.0
+    # Power drawn above idle by the site devices this option keeps busy (its utilisation there x
+    # (busy - idle) W, at every site of the device; `EdgeDevice.busy_power_monthly_usd_per_site`).
+    power_monthly_usd: float = 0.0
 
     @property
     def latency_ms(self) -> float:
         return self.compute_ms_p95 + self.wait_ms + self.cut_transfer_ms
+
+    @property
+    def pool_members(self) -> tuple[str, ...]:
+        """Every piece that must run in this option's pool with it (itself included): the
+        co-located pieces, or each fleet segment's copy of the model; () for a pool of its own."""
+        if self.pool_pieces:
+            return self.pool_pieces
+        model = self.piece.split("/", 1)[-1]
+        return tuple(f"{segment}/{model}" for segment in self.pool_segments)
 
     @property
     def entry(self) -> str:

@@ -283,6 +283,9 @@ class PlacementModel:
                     if o.pool is not None:
                         paid.add(o.pool)
         terms += [usd(dev.monthly_usd) * self.used[d] for d, dev in pb.devices.items()]
+        # a site device's power above idle, in proportion to the busy share each option adds
+        terms += [usd(o.power_monthly_usd) * self.on[p, o.id]
+                  for p in pb.pieces for o in pb.options[p] if o.power_monthly_usd]
         return terms + egress_terms(self.model, pb, self.at, self.at_in)
 
     # --- limits: the SLO and the budget a run must meet ---------------------------------------

@@ -59,6 +59,7 @@ def cost_upper_bound(problem: Problem) -> int:
     traffic at every provider's dearest egress tier and the dearest inter-region rate."""
     ub = sum(usd(max((o.monthly_usd for o in opts), default=0.0)) for opts in problem.options.values())
     ub += sum(usd(d.monthly_usd) for d in problem.devices.values())
+    ub += sum(usd(max((o.power_monthly_usd for o in opts), default=0.0)) for opts in problem.options.values())
     total_gb = sum(problem.egress_gb(f) for f in problem.flows)
     ub += sum(usd(max((price for _, price in tiers), default=0.0) * total_gb) + MICRO
               for tiers in problem.egress_tiers.values())

@@ -185,3 +185,28 @@ def output_diff(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) ->
 
 class NotMeasurableHereError(UserError):
     """The hardware class is not this machine (or the runtime cannot run on it); estimate instead."""
+
+
+def measure_in_child(model, *, module: str, runtime_label: str, error: type[Exception],
+                     config: MeasureConfig, threads: int, **extra) -> Measurement:
+    """Save `model` to a temporary folder and run `module._child_measure` on it in a fresh child
+    (its memory figure the growth of a process holding nothing else; a kernel crash a typed
+    error): the one way every ONNX-file runtime adapter measures. `extra` joins the payload; a
+    failure raises `error` naming the model, the runtime and the stage."""
+    import tempfile
+    from pathlib import Path
+
+    from profiles.onnx_prep import input_specs, model_name, save_model
+
+    with tempfile.TemporaryDirectory(prefix=f"{runtime_label.lower().replace(' ', '-')}-measure-") as tmp:
+        path = save_model(model, Path(tmp) / "model.onnx")
+        payload = {"model_path": str(path), "inputs": input_specs(model), "config": config.model_dump(),
+                   "threads": threads, **extra}
+        try:
+            result = run_in_child(module, "_child_measure", payload, timeout_s=config.timeout_s,
+                                  log_path=Path(tmp) / "child.log", first_stage="start")
+        except ChildFailure as exc:
+            tail = f"\n{exc.log_tail}" if exc.log_tail and exc.error_type is None else ""
+            raise error(f"{model_name(model)}: {runtime_label} failed during {exc.stage}: "
+                        f"{exc.message}{tail}") from exc
+    return Measurement.model_validate(result)

@@ -26,18 +26,15 @@ profiler reports an `OpenVinoError` problem instead of failing the run.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import onnx
 
-from profiles.child import ChildFailure, run_in_child
 from profiles.contention import CpuWatch
 from profiles.hardware import local_cores
-from profiles.measure import MeasureConfig, Measurement, output_diff, warm_up_and_plan
-from profiles.onnx_prep import ensure_prepared, input_specs, model_name, random_feeds, save_model
+from profiles.measure import MeasureConfig, Measurement, measure_in_child, output_diff, warm_up_and_plan
+from profiles.onnx_prep import ensure_prepared, random_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -88,24 +85,8 @@ def measure_openvino(
     config = config or MeasureConfig()
     threads = threads or local_cores()
     model = ensure_prepared(model, input_shapes)
-    name = model_name(model)
-    with tempfile.TemporaryDirectory(prefix="ov-measure-") as tmp:
-        path = save_model(model, Path(tmp) / "model.onnx")
-        payload = {
-            "model_path": str(path),
-            "inputs": input_specs(model),
-            "config": config.model_dump(),
-            "threads": threads,
-        }
-        try:
-            result = run_in_child(
-                "profiles.openvino_adapter", "_child_measure", payload,
-                timeout_s=config.timeout_s, log_path=Path(tmp) / "child.log", first_stage="start",
-            )
-        except ChildFailure as exc:
-            tail = f"\n{exc.log_tail}" if exc.log_tail and exc.error_type is None else ""
-            raise OpenVinoError(f"{name}: OpenVINO failed during {exc.stage}: {exc.message}{tail}") from exc
-    return Measurement.model_validate(result)
+    return measure_in_child(model, module="profiles.openvino_adapter", runtime_label="OpenVINO",
+                            error=OpenVinoError, config=config, threads=threads)
 
 
 def _compiled(model_path: str, threads: int):

@@ -7,7 +7,6 @@ growth of a process that holds nothing else, and a crash in a kernel is a typed 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from profiles.child import ChildFailure, run_in_child
 from profiles.contention import CpuWatch
 from profiles.hardware import local_cores
-from profiles.measure import MeasureConfig, Measurement, warm_up_and_plan
-from profiles.onnx_prep import ensure_prepared, input_specs, model_name, sample_feeds, save_model
+from profiles.measure import MeasureConfig, Measurement, measure_in_child, warm_up_and_plan
+from profiles.onnx_prep import ensure_prepared, sample_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +45,9 @@ def measure_onnxruntime(
     threads = threads or local_cores()
     if prepare:
         model = ensure_prepared(model, input_shapes)
-    name = model_name(model)
-    with tempfile.TemporaryDirectory(prefix="ort-measure-") as tmp:
-        path = save_model(model, Path(tmp) / "model.onnx")
-        payload = {
-            "model_path": str(path),
-            "inputs": input_specs(model),
-            "config": config.model_dump(),
-            "threads": threads,
-            "spinning": config.ort_spinning,
-            "sample_inputs": str(sample_inputs) if sample_inputs else None,
-        }
-        try:
-            result = run_in_child(
-                "profiles.ort_adapter", "_child_measure", payload,
-                timeout_s=config.timeout_s, log_path=Path(tmp) / "child.log", first_stage="start",
-            )
-        except ChildFailure as exc:
-            tail = f"\n{exc.log_tail}" if exc.log_tail and exc.error_type is None else ""
-            raise OrtError(f"{name}: ONNX Runtime failed during {exc.stage}: {exc.message}{tail}") from exc
-    return Measurement.model_validate(result)
+    return measure_in_child(model, module="profiles.ort_adapter", runtime_label="ONNX Runtime", error=OrtError,
+                            config=config, threads=threads, spinning=config.ort_spinning,
+                            sample_inputs=str(sample_inputs) if sample_inputs else None)
 
 
 def run_onnxruntime(model_path: str | Path, feeds: Mapping[str, np.ndarray],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from placement.pool_check import check_colocated_pools
 from placement.problem import HOURS_PER_MONTH, SINK, SITE, SOURCE, Option, Problem, is_edge
 from placement.queueing import Stream, shared_wait_ms_at_percentile
 from pricing.egress import tiered_cost_usd
@@ -59,6 +60,8 @@ class Evaluation:
     # piece on a site device -> its exact queueing wait with the pieces that do share the device
     # (the option's wait is a bound over those that may; the SLO is checked on the bound)
     shared_wait_ms: dict = field(default_factory=dict)
+    # piece in a co-located cloud pool -> its wait recomputed over the pool's merged load
+    pool_wait_ms: dict = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -198,6 +201,7 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
         if opt.pool is not None:
             shared_pools.add(opt.pool)
         item = f"{piece} on {opt.offer}" if opt.pool is None else (
+            f"{'+'.join(opt.pool_pieces)} on {opt.offer} (one pool)" if opt.pool_pieces else
             f"{problem.piece_model[piece]} on {opt.offer} for {'+'.join(opt.pool_segments)}")
         items.append(CostItem(
             "compute", item, opt.replicas, "replica", opt.hourly_usd * HOURS_PER_MONTH,
@@ -258,6 +262,9 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
                 violations.append(f"pool: {model} on {opt.offer} is sized for segments "
                                   f"{'+'.join(opt.pool_segments)} but {segment} runs it elsewhere")
                 break
+    # co-located pieces: all in their pool, its load, memory and merged wait recomputed
+    pool_violations, pool_wait = check_colocated_pools(problem, chosen)
+    violations += pool_violations
     if monthly > problem.budget_usd:
         violations.append(f"budget: ${monthly:,.2f}/month > ${problem.budget_usd:,.2f}")
     for offer, (util, mem) in sorted(device_load.items()):
@@ -294,7 +301,7 @@ def evaluate(problem: Problem, assignment: dict) -> Evaluation:
         critical_path=path, transfers=transfers, cost_items=items, monthly_usd=monthly,
         device_load=device_load, violations=violations, cost_by_pricing_model=by_model,
         segment_latency_ms={seg: arrival for seg, (arrival, _) in segment_arrival.items() if seg},
-        site_share_meeting_slo=met, shared_wait_ms=shared_wait,
+        site_share_meeting_slo=met, shared_wait_ms=shared_wait, pool_wait_ms=pool_wait,
     )
 
 
@@ -323,7 +330,10 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
 
     In a mixed fleet a piece is `<segment>/<model>`; a bare model name places it the same way in
     every segment, and the offer `edge` names each segment's own device. Segments that name the
-    same cloud offer for a model share one pool, sized for their traffic together."""
+    same cloud offer for a model share one pool, sized for their traffic together.
+
+    `offer/shared` (e.g. `offer/onnxruntime/b1/shared/r1`): the pieces that name one offer so run
+    in one co-located pool of it; without `shared`, a piece gets a pool of its own."""
     if problem.fleet:
         expanded: dict[str, str] = {}
         for piece, spec in wanted.items():
@@ -352,6 +362,10 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
                 matches = [o for o in matches if o.replicas == int(part[1:])]
             elif part.startswith("b") and part[1:].isdigit():
                 matches = [o for o in matches if o.batch == int(part[1:])]
+            elif part == "shared":
+                together = tuple(p for p in problem.pieces if wanted.get(p, "").split("/")[0] == offer
+                                 and "shared" in wanted[p].split("/")[1:])
+                matches = [o for o in matches if o.pool_pieces == together]
             else:
                 matches = [o for o in matches if o.runtime == part]
         if problem.fleet:
@@ -359,6 +373,8 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
             sharing = tuple(lane.segment for lane in problem.lanes
                             if wanted.get(f"{lane.segment}/{model}", "").split("/")[0] == offer)
             matches = [o for o in matches if o.pool is None or o.pool_segments == sharing]
+        if "shared" not in rest:
+            matches = [o for o in matches if not o.pool_pieces]
         if not matches:
             known = sorted({o.offer for o in problem.options[piece]})
             raise AssignmentError(

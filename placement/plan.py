@@ -17,8 +17,9 @@ from placement.evaluate import Evaluation
 from placement.problem import Problem
 from placement.solver import SolveResult
 
-SCHEMA_VERSION = "1.2"  # 1.1: fleet segments (segment, model, pool_segments, segments, site share)
+SCHEMA_VERSION = "1.3"  # 1.1: fleet segments (segment, model, pool_segments, segments, site share)
 # 1.2: latency parts per piece (batch_fill_ms, wait_exact_ms, wait_source)
+# 1.3: co-located pools (pool, pool_pieces)
 
 
 class _Model(BaseModel):
@@ -44,6 +45,14 @@ class PiecePlacement(_Model):
     pool_segments: list[str] = Field(
         default_factory=list,
         description="a cloud pool shared by fleet segments: every segment it serves (paid once)",
+    )
+    pool: str | None = Field(
+        default=None, description="a cloud pool that serves more than this placement (fleet segments or "
+        "co-located pieces): its id, the same on every placement it serves")
+    pool_pieces: list[str] = Field(
+        default_factory=list,
+        description="co-located pieces: every piece this cloud pool runs (one server process per replica); "
+        "replicas, utilisation, wait and monthly_usd are the pool's, paid once",
     )
     option: str = Field(description="option id: offer/runtime/batch/replicas")
     tier: Literal["edge", "cloud"]
@@ -188,7 +197,7 @@ class Provenance(_Model):
 
 
 class Plan(_Model):
-    schema_version: Literal["1.0", "1.1", "1.2"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = SCHEMA_VERSION
     application: str
     status: Literal["optimal", "feasible", "infeasible", "unknown", "evaluated"]
     feasible: bool
@@ -269,7 +278,8 @@ def make_plan(
         segment = problem.piece_lane.get(piece) or None
         placements.append(PiecePlacement(
             piece=piece, model=problem.piece_model.get(piece, piece), segment=segment,
-            pool_segments=list(o.pool_segments), option=o.id, tier=o.tier, offer=o.offer, provider=o.provider,
+            pool_segments=list(o.pool_segments), pool=o.pool, pool_pieces=list(o.pool_pieces),
+            option=o.id, tier=o.tier, offer=o.offer, provider=o.provider,
             region=o.region, instance_type=o.instance_type, hardware=o.hardware,
             runtime=o.runtime, tvm_target=o.tvm_target, batch=o.batch, replicas=o.replicas,
             devices=o.replicas if o.tier == "cloud" else problem.devices[o.device_offer].sites,

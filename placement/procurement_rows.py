@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from placement.plan import Plan
-from placement.rows import HOURS_PER_MONTH, baseline_rows, headline, path_rows, source_label
+from placement.rows import (
+    HOURS_PER_MONTH,
+    baseline_rows,
+    headline,
+    path_rows,
+    pool_key,
+    pool_serves,
+    source_label,
+)
 
 PRICING_MODELS = ("on-demand", "spot", "reserved-1y", "reserved-3y")
 COMMITMENT_MONTHS = {"on-demand": 0, "spot": 0, "reserved-1y": 12, "reserved-3y": 36}
@@ -42,7 +50,7 @@ def placement_label(p) -> str:
     cloud = f"{p.provider} {p.region} {p.instance_type} ×{p.replicas}"
     if p.head is not None:
         return f"head on edge {p.head.device}, tail on {cloud}"
-    return cloud
+    return cloud + (" (one pool)" if p.pool_pieces else "")
 
 
 def placement_summary(plan: Plan) -> str:
@@ -64,8 +72,10 @@ def placement_key(plan: Plan) -> tuple:
 
 def today_assignment(plan: Plan) -> dict[str, str]:
     """The plan's placement as `evaluate` takes it: piece -> offer/runtime/bB/rN (the replica
-    count is what was bought; a pool shared by fleet segments is named by its offer)."""
-    return {p.piece: f"{p.offer}/{p.runtime}/b{p.batch}/r{p.replicas}" for p in plan.placements}
+    count is what was bought; a pool shared by fleet segments is named by its offer, one shared by
+    co-located pieces by `shared`)."""
+    return {p.piece: f"{p.offer}/{p.runtime}/b{p.batch}{'/shared' if p.pool_pieces else ''}/r{p.replicas}"
+            for p in plan.placements}
 
 
 def summary(plan: Plan) -> dict:
@@ -116,12 +126,12 @@ def summary(plan: Plan) -> dict:
 # -- what to buy ----------------------------------------------------------------------------
 
 def _cloud_pools(plan: Plan) -> list:
-    """Each cloud pool once (a pool shared by fleet segments is one line)."""
-    seen: set[tuple[str, str]] = set()
+    """Each cloud pool once (a pool shared by fleet segments or co-located pieces is one line)."""
+    seen: set[str] = set()
     pools = []
     for p in plan.placements:
-        if p.tier == "cloud" and (p.model, p.option) not in seen:
-            seen.add((p.model, p.option))
+        if p.tier == "cloud" and pool_key(p) not in seen:
+            seen.add(pool_key(p))
             pools.append(p)
     return pools
 
@@ -155,7 +165,7 @@ def bom_rows(plan: Plan, amortisation_months: int) -> list[dict]:
     rows = []
     pricing_model = plan.costs.pricing_model if plan.costs else ""
     for p in _cloud_pools(plan):
-        serves = (f"{p.model} for {'+'.join(p.pool_segments)}" if p.pool_segments else p.piece)
+        serves = pool_serves(p)
         if p.head is not None:
             serves += f" (tail after {p.cut})"
         rows.append({

@@ -14,7 +14,7 @@ call it: one formula, one place.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.6448536269514722  # standard normal quantile at 0.95
@@ -162,3 +162,55 @@ def batch_fill_ms(batch: int, arrival_rps: float, percentile: float, *, ca2: flo
 
     shape = k / ca2
     return 1000.0 * float(gammaincinv(shape, percentile / 100.0)) * ca2 / arrival_rps
+
+
+def pooled_wait_ms_at_percentile(servers: int, streams: Iterable[Stream], percentile: float, *,
+                                 ca2: float = 1.0) -> float:
+    """Wait at a pool of `servers` identical replicas that several pieces share (co-located in one
+    server process per replica), FCFS over all their jobs: a multi-class G/G/c taken as one merged
+    stream (Allen–Cunneen) with the summed arrival rate and the rate-weighted mean and second
+    moment of the service time, so every piece in the pool waits the same. One stream: exactly
+    `ggc_wait_ms_at_percentile`; one server: exactly `shared_wait_ms_at_percentile`. `ca2`: the
+    merged arrivals' ca², taken as one piece's (the pieces' jobs are not modelled as arriving
+    together; docs/queueing.md)."""
+    streams = [s for s in streams if s.arrival_rps > 0]
+    if not streams:
+        return 0.0
+    rate = sum(s.arrival_rps for s in streams)
+    mean = sum(s.arrival_rps * s.service_ms for s in streams) / rate
+    second = sum(s.arrival_rps * s.service_ms ** 2 * (1.0 + s.scv) for s in streams) / rate
+    if mean <= 0:
+        return 0.0
+    return ggc_wait_ms_at_percentile(servers, rate, mean, percentile, cs2=second / mean ** 2 - 1.0, ca2=ca2)
+
+
+def together_arrival_scv(ca2: float, groups: Sequence[Sequence[Stream]]) -> float:
+    """ca² of a pool's merged job arrivals when the jobs of each group come together, one per
+    stream per request (the siblings of a fan-out get their inputs at one instant): a group of k
+    streams sends k - 1 zero gaps and then a request gap, ca² k (1 + ca2) - 1; the groups' streams
+    superposed, rate-weighted as QNA does. Every group of one stream: `ca2` itself."""
+    rates = [sum(s.arrival_rps for s in g) for g in groups]
+    total = sum(rates)
+    if total <= 0:
+        return ca2
+    return sum(r / total * (len(g) * (1.0 + ca2) - 1.0) for r, g in zip(rates, groups))
+
+
+def colocated_waits_ms(servers: int, groups: Sequence[Sequence[Stream]], work_ms: Sequence[Sequence[float]],
+                       percentile: float, *, ca2: float = 1.0) -> list[list[float]]:
+    """Each stream's wait in a pool of `servers` replicas shared by co-located pieces, FCFS. The
+    streams of one group get their jobs together (a fan-out's siblings; `work_ms`: each one's work
+    per request at the percentile). The larger of two approximations, each close where the other
+    is not (docs/queueing.md): the merged queue with the gaps the groups make
+    (`together_arrival_scv`), which dominates at high load; and the merged queue of independent
+    arrivals plus the siblings ahead of a job in its own group, ceil((k - 1) / c) times the largest
+    sibling's work, which dominates at low load. Groups of one: `pooled_wait_ms_at_percentile`."""
+    streams = [s for g in groups for s in g]
+    queued = pooled_wait_ms_at_percentile(servers, streams, percentile, ca2=together_arrival_scv(ca2, groups))
+    alone = pooled_wait_ms_at_percentile(servers, streams, percentile, ca2=ca2)
+    out = []
+    for work in work_ms:
+        ahead = math.ceil((len(work) - 1) / servers)
+        out.append([max(queued, alone + ahead * max((w for j, w in enumerate(work) if j != i), default=0.0))
+                    for i in range(len(work))])
+    return out

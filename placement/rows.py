@@ -33,6 +33,17 @@ def where(p) -> str:
     return cloud
 
 
+def pool_key(p) -> str:
+    """The cloud pool a placement runs in: placements with one key share one pool (paid once).
+    A plan from before schema 1.3 names no pool: a fleet's shared pool is its model and option."""
+    return p.pool or f"{p.model}:{p.option}"
+
+
+def shared_by(p) -> list[str]:
+    """Who shares this placement's cloud pool: fleet segments, or co-located pieces; [] alone."""
+    return p.pool_pieces or (p.pool_segments if len(p.pool_segments) > 1 else [])
+
+
 def headline(plan: Plan) -> dict:
     """Status, money and latency in one row: the app's headline and the summary's first lines."""
     s = plan.solver
@@ -62,10 +73,10 @@ def headline(plan: Plan) -> dict:
 def plan_rows(plan: Plan) -> list[dict]:
     """One row per piece, in the words of the plan table (CLI, app and Markdown share it)."""
     rows = []
-    pool_owner: dict[tuple[str, str], str] = {}  # a shared pool's cost shows on its first row
+    pool_owner: dict[str, str] = {}  # a shared pool's cost shows on its first row
     for p in plan.placements:
-        shared = p.tier == "cloud" and len(p.pool_segments) > 1
-        first = pool_owner.setdefault((p.model, p.option), p.piece) if shared else p.piece
+        shared = p.tier == "cloud" and bool(shared_by(p))
+        first = pool_owner.setdefault(pool_key(p), p.piece) if shared else p.piece
         cost_note = ("devices below" if p.tier == "edge" else
                      f"same pool as {first}" if first != p.piece else "")
         rows.append({
@@ -74,8 +85,7 @@ def plan_rows(plan: Plan) -> list[dict]:
             "segment": p.segment,
             "tier": p.tier,
             "where": where(p),
-            "replicas": (f"{p.replicas}" + (f" shared by {'+'.join(p.pool_segments)}"
-                                            if len(p.pool_segments) > 1 else ""))
+            "replicas": (f"{p.replicas}" + (f" shared by {'+'.join(shared_by(p))}" if shared else ""))
             if p.tier == "cloud" else f"1/site x {p.devices}",
             "runtime": p.runtime,
             "batch": p.batch,
@@ -102,16 +112,16 @@ def segment_rows(plan: Plan) -> list[dict]:
 
 
 def bom_rows(plan: Plan) -> list[dict]:
-    """What to buy: one line per cloud pool (a pool shared by fleet segments is one line) and one
-    per edge device model, with quantity, unit price and where the price comes from."""
+    """What to buy: one line per cloud pool (a pool shared by fleet segments or co-located pieces
+    is one line) and one per edge device model, with quantity, unit price and price source."""
     rows = []
-    billed: set[tuple[str, str]] = set()
+    billed: set[str] = set()
     pricing_model = plan.costs.pricing_model if plan.costs else ""
     for p in plan.placements:
-        if p.tier != "cloud" or (p.model, p.option) in billed:
+        if p.tier != "cloud" or pool_key(p) in billed:
             continue
-        billed.add((p.model, p.option))
-        serves = f"{p.model} for {'+'.join(p.pool_segments)}" if p.pool_segments else p.piece
+        billed.add(pool_key(p))
+        serves = pool_serves(p)
         rows.append({
             "tier": "cloud", "item": f"{p.provider} {p.instance_type} in {p.region}",
             "provider": p.provider, "region": p.region, "instance_type": p.instance_type,
@@ -131,6 +141,13 @@ def bom_rows(plan: Plan) -> list[dict]:
                 "monthly_usd": line.monthly_usd, "owned": False, "source": line.source,
             })
     return rows
+
+
+def pool_serves(p) -> str:
+    """What one cloud pool runs, in a BOM line's words."""
+    if p.pool_pieces:
+        return " + ".join(p.pool_pieces) + " (one pool)"
+    return f"{p.model} for {'+'.join(p.pool_segments)}" if p.pool_segments else p.piece
 
 
 def cost_rows(plan: Plan) -> list[dict]:

@@ -219,6 +219,15 @@ class SolverSpec(_Strict):
         "(a plan that still holds if every estimate is as far off as its calibration allows)",
     )
     max_extra_replicas: Annotated[int, Field(ge=0, le=16)] = 3
+    colocate: bool = Field(
+        default=True,
+        description="let several whole models share one cloud pool of an instance type in a region "
+        "(their loads, memory and queue add up) where that is cheaper; false: a pool per model. "
+        "Not in a mixed fleet (spec fleet), nor for a split model's tail",
+    )
+    colocate_max_pieces: Annotated[int, Field(ge=2, le=8)] = Field(
+        default=4, description="the most models one co-located pool runs (the options grow with "
+        "the number of subsets of this size)")
     time_limit_s: PositiveFloat = 30.0
     seed: Annotated[int, Field(ge=0)] = 0
     workers: PositiveInt = 2

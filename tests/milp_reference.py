@@ -2,8 +2,8 @@
 
 Deliberately formulated differently from `placement.solver`: continuous floats instead of
 integer micro-units, and crossing times through a transportation polytope of location pairs
-instead of CP-SAT's max-of-linear-terms, a pool variable per shared cloud pool instead of
-literal equalities, and big-M per-segment deadlines for an SLO on a share of sites, so a shared
+instead of CP-SAT's max-of-linear-terms, a pool variable per shared cloud pool (fleet segments
+or co-located pieces) instead of literal equalities, and big-M per-segment deadlines for an SLO on a share of sites, so a shared
 mistake is unlikely.
 """
 
@@ -89,6 +89,13 @@ def milp_min_cost(problem: Problem, time_limit_s: float = 60.0) -> float | None:
                 if o.pool not in pools:
                     pools[o.pool] = (h.addBinary(), o.monthly_usd)
                 h.addConstr(on[p, o.id] == pools[o.pool][0])
+    # a pool (fleet segments' copies of a model, or co-located pieces) one of whose pieces has no
+    # option in it is never used
+    in_pool = {(p, o.pool) for p in pieces for o in problem.options[p]}
+    for p in pieces:
+        for o in problem.options[p]:
+            if o.pool is not None and any((m, o.pool) not in in_pool for m in o.pool_members):
+                h.addConstr(on[p, o.id] == 0)
     cost_terms += [monthly * y for y, monthly in pools.values()]
     cost_terms += flat_terms
     for d, dev in problem.devices.items():

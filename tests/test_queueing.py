@@ -2,7 +2,8 @@
 queue: FCFS, `c` identical servers, 200 000 jobs, fixed seed (a fraction of a second each).
 
 Stated tolerance (docs/queueing.md): the model's p95 wait is within -10 % / +35 % of the
-simulated one (M/M/c: ±5 %, the formula is exact there); a shared-device bound is never below it.
+simulated one (M/M/c: ±5 %, the formula is exact there); a shared-device bound is never below it;
+a co-located pool whose pieces' jobs arrive together (a fan-out) within -5 % / +75 %.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import pytest
 from placement.queueing import (
     Stream,
     batch_fill_ms,
+    colocated_waits_ms,
     ggc_wait_ms_at_percentile,
+    pooled_wait_ms_at_percentile,
     service_mean_ms,
     service_scv,
     shared_wait_bound_ms,
@@ -102,3 +105,50 @@ def test_shared_device_two_pieces_one_server():
 def test_batch_fill_periodic_is_constant_and_poisson_is_gamma():
     assert batch_fill_ms(4, 100.0, 95, ca2=0.0) == pytest.approx(30.0)
     assert batch_fill_ms(4, 100.0, 95, ca2=1.0) == pytest.approx(62.96, abs=0.01)
+
+
+def test_pooled_wait_reduces_to_the_single_class_and_the_single_server_formulas():
+    s = Stream(300.0, service_mean_ms(2.0, 2.6), service_scv(2.0, 2.6))
+    for servers in (1, 2, 5):
+        one = ggc_wait_ms_at_percentile(servers, 300.0, s.service_ms, 95, cs2=s.scv, ca2=0.8)
+        assert pooled_wait_ms_at_percentile(servers, [s], 95, ca2=0.8) == pytest.approx(one)
+        # two pieces with the same service time are one stream at their summed rate
+        half = Stream(150.0, s.service_ms, s.scv)
+        assert pooled_wait_ms_at_percentile(servers, [half, half], 95, ca2=0.8) == pytest.approx(one)
+    a = Stream(40.0, service_mean_ms(5.0, 6.0), service_scv(5.0, 6.0))
+    b = Stream(8.0, service_mean_ms(60.0, 70.0), service_scv(60.0, 70.0))
+    assert pooled_wait_ms_at_percentile(1, [a, b], 95, ca2=1.0) == pytest.approx(
+        shared_wait_ms_at_percentile([a, b], 95, ca2=1.0))
+    # pieces whose jobs arrive on their own: the co-located wait is the pooled one
+    assert colocated_waits_ms(2, [[a], [b]], [[6.0], [70.0]], 95) == [
+        [pooled_wait_ms_at_percentile(2, [a, b], 95)]] * 2
+
+
+def test_two_pieces_in_a_pool_of_three_replicas():
+    """A 4 ms and a 20 ms piece (log-normal), independent Poisson arrivals, 3 replicas at 2/3."""
+    rng = np.random.default_rng(6)
+    a = Stream(300.0, service_mean_ms(4.0, 5.0), service_scv(4.0, 5.0))
+    b = Stream(40.0, service_mean_ms(20.0, 26.0), service_scv(20.0, 26.0))
+    rate = a.arrival_rps + b.arrival_rps
+    kinds = rng.random(N) < a.arrival_rps / rate
+    services = np.where(kinds, lognormal(rng, N, 4.0, 5.0), lognormal(rng, N, 20.0, 26.0))
+    sim = simulate_p95_wait(rng.exponential(1000.0 / rate, N), services, 3)
+    model = pooled_wait_ms_at_percentile(3, [a, b], 95, ca2=1.0)
+    assert 0.9 * sim <= model <= 1.35 * sim, (model, sim)
+
+
+@pytest.mark.parametrize("servers,siblings,rho", [(1, 4, 0.1), (1, 4, 0.4), (1, 2, 0.7), (2, 2, 0.4),
+                                                  (3, 4, 0.5), (4, 4, 0.7)])
+def test_a_fan_out_in_one_pool(servers, siblings, rho):
+    """`siblings` pieces (1 ms p50, 1.3 ms p95) fed by one predecessor: each request's jobs reach
+    the pool at one instant. Treating them as independent arrivals would be 2-5x too low."""
+    rng = np.random.default_rng(7)
+    rate = rho * servers * 1000.0 / siblings  # requests per second
+    gaps = np.zeros(N)
+    gaps[::siblings] = rng.exponential(1000.0 / rate, N // siblings)
+    sim = simulate_p95_wait(gaps, lognormal(rng, N, 1.0, 1.3), servers)
+    s = Stream(rate, service_mean_ms(1.0, 1.3), service_scv(1.0, 1.3))
+    model = colocated_waits_ms(servers, [[s] * siblings], [[1.3] * siblings], 95)[0]
+    assert len(set(model)) == 1
+    assert 0.95 * sim <= model[0] <= 1.75 * sim, (model[0], sim)
+    assert pooled_wait_ms_at_percentile(servers, [s] * siblings, 95) < 0.6 * sim

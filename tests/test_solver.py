@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pandas as pd
@@ -33,14 +32,43 @@ def _lower_bound(combo, objective) -> float:
     return sum(pools.values())
 
 
+def plans(problem, cut=None):
+    """Every combination of one option per piece whose pools are whole: a pool (co-located
+    pieces, or a fleet's segments) that some of its pieces leave is skipped, as `evaluate`
+    rejects it (tests/test_colocate.py checks that it does). `cut(partial)`: True skips every
+    completion of a partial combination."""
+    pieces = problem.pieces
+    chosen: list = []
+
+    def walk(i):
+        if i == len(pieces):
+            yield tuple(chosen)
+            return
+        piece = pieces[i]
+        forced = {o.pool for o in chosen if piece in o.pool_members}
+        for o in problem.options[piece]:
+            if forced and forced != {o.pool}:
+                continue  # an earlier piece chose a pool this piece belongs to
+            if o.pool is not None and any(q.pool != o.pool for q in chosen if q.piece in o.pool_members):
+                continue  # this pool's earlier pieces run elsewhere
+            chosen.append(o)
+            if cut is None or not cut(chosen):
+                yield from walk(i + 1)
+            chosen.pop()
+
+    yield from walk(0)
+
+
 def brute_force(problem, objective="cost"):
     """Cheapest (or fastest) feasible assignment by enumerating every combination (skipping,
     exactly, those whose lower bound cannot beat the best so far)."""
     best = None
     pieces = problem.pieces
-    for combo in itertools.product(*(problem.options[p] for p in pieces)):
-        if best is not None and _lower_bound(combo, objective) >= best[0]:
-            continue
+
+    def cut(partial):
+        return best is not None and _lower_bound(partial, objective) >= best[0]
+
+    for combo in plans(problem, cut):
         ev = evaluate(problem, dict(zip(pieces, combo)))
         if not ev.feasible:
             continue
@@ -314,7 +342,7 @@ def test_static_bounds_keep_every_option_of_every_plan_that_meets_the_slo(seed):
                             egress_tiers=inst.egress_tiers, egress_source=inst.egress_source)
     pm = PlacementModel(problem)
     checked = 0
-    for combo in itertools.product(*(problem.options[p] for p in problem.pieces)):
+    for combo in plans(problem):
         ev = evaluate(problem, dict(zip(problem.pieces, combo)))
         # the plan's own latency as the SLO (plus the model's rounding of each term up to 1 us)
         pm.set_limits(slo_ms=ev.latency_ms + 0.001 * (2 * len(problem.flows) + 3), budget_usd=None)

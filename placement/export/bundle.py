@@ -25,7 +25,7 @@ import yaml
 from placement.export import edge, kserve, kubernetes, triton
 from placement.export.artifacts import Artifact, build_artifact, piece_sources
 from placement.export.errors import ExportError
-from placement.export.layout import Layout, file_name, plan_layout
+from placement.export.layout import Layout, file_name, plan_layout, pool_model
 from placement.export.manifest import (
     MANIFEST_FILE,
     PLAN_FILE,
@@ -112,7 +112,7 @@ def _write_bundle(ws, plan: Plan, layout: Layout, root: Path, progress) -> Manif
         if artifact.session:
             meta[artifact.session] = {"kind": "session", **base, **hw}
 
-    waits = {(p.model, p.offer): p.wait_ms for p in plan.placements if p.tier == "cloud"}
+    waits = {(pool_model(p), p.offer): p.wait_ms for p in plan.placements if p.tier == "cloud"}
     offers = ws.offers_table.set_index("offer") if ws.offers_table is not None else None
     cloud_models: dict[str, dict] = {}
     for pool in layout.pools:

@@ -40,7 +40,8 @@ class Unit:
 @dataclass
 class Pool:
     """One cloud pool: one instance type in one region serving one model (for every segment
-    that shares it)."""
+    that shares it), or several co-located models (`model` names them joined by '+'), all in
+    one server process per replica."""
 
     name: str
     model: str
@@ -111,10 +112,10 @@ def plan_layout(plan: Plan) -> Layout:
         return sites[name]
 
     def pool_for(p) -> Pool:
-        key = (p.model, p.option)
+        key = (pool_model(p), p.pool or p.option)
         if key not in pools:
             pools[key] = Pool(
-                name=dns_name(p.model, p.instance_type, p.region), model=p.model, offer=p.offer,
+                name=dns_name(pool_model(p), p.instance_type, p.region), model=pool_model(p), offer=p.offer,
                 provider=p.provider, region=p.region, instance_type=p.instance_type,
                 hardware=p.hardware, replicas=p.replicas, segments=list(p.pool_segments))
         return pools[key]
@@ -170,6 +171,11 @@ def plan_layout(plan: Plan) -> Layout:
             hop = to_name if to_where == "site" else f"pool:{to_name}"
         site.next_hops.setdefault(name, []).append(hop)
     return Layout(pools=list(pools.values()), sites=list(sites.values()))
+
+
+def pool_model(p) -> str:
+    """The model(s) a placement's cloud pool runs: its own, or its co-located pieces'."""
+    return "+".join(p.pool_pieces) if p.pool_pieces else (p.model or p.piece)
 
 
 def _pool_unit_name(pool: Pool, unit: Unit) -> str:

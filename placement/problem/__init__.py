@@ -8,11 +8,13 @@
     split     split models: head on a site device, tail in a cloud pool
     segments  fleet segments (`Lane`) and the sets of them a pool may serve
     fleet     a model's options in every segment, pools shared by sets of segments
+    colocate  pools of one instance type running several pieces, sized for them together
     core      `Problem` (immutable once built), `ProblemError`
     build     `build_problem(spec, profiles, offers, io_bytes, prune=True)`
 """
 
 from placement.problem.build import build_problem
+from placement.problem.colocate import arrival_groups, pool_waits_ms
 from placement.problem.core import Problem, ProblemError
 from placement.problem.network import SITE, Flow, flows_with_bytes, is_edge, transfer_ms
 from placement.problem.offers import (
@@ -32,4 +34,5 @@ __all__ = [
     "transfer_ms", "is_edge", "SITE", "SOURCE", "SINK", "HOURS_PER_MONTH", "SECONDS_PER_MONTH",
     "candidate_offers", "best_runtime_rows", "runtime_front", "planning_latencies",
     "flows_with_bytes", "prune_dominated_options", "fleet_lanes", "segment_subsets",
+    "arrival_groups", "pool_waits_ms",
 ]

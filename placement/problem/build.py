@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from placement.problem.colocate import colocated_options
 from placement.problem.core import Problem
 from placement.problem.fleet import fleet_options
 from placement.problem.network import Flow, flows_with_bytes
@@ -95,6 +96,11 @@ def build_problem(
                 unplaceable[piece] = why_no_option(model, cands, runtimes)
             options[piece] = tuple(found)
 
+    if spec.solver.colocate and not spec.fleet:
+        # several whole models may share one cloud pool, sized for their loads together
+        calls = {m: spec.model(m).calls_per_request for m in topological_order(spec) if m not in unplaceable}
+        inputs_of = {m: frozenset(e.source for e in spec.dataflow if e.target == m) for m in calls}
+        options = colocated_options(inputs, calls, inputs_of, options, max_pieces=spec.solver.colocate_max_pieces)
     # pieces on one site device share it: each edge option's wait bounded over who may share
     options = {p: tuple(o) for p, o in bound_shared_device_waits(
         options, percentile=spec.slo.percentile, arrival_scv=inputs.arrival_scv,

@@ -75,7 +75,8 @@ def piece_options(inputs: OptionInputs, piece: str, calls: float, *, share: floa
     return out, unpriced
 
 
-def _common(inputs: OptionInputs, piece: str, offer: dict, row: dict) -> dict:
+def common_fields(inputs: OptionInputs, piece: str, offer: dict, row: dict) -> dict:
+    """The fields of an option that follow from its piece, offer and profile row."""
     hw = offer[ot.HARDWARE]
     band = row[pt.ERROR_BAND]
     return dict(
@@ -112,7 +113,7 @@ def _edge_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, d
             utilisation=util, monthly_usd=0.0, hourly_usd=0.0, hourly_usd_by_model={},
             arrival_rps=arrival, service_ms=mean, service_scv=scv,
             wait_model="G/G/1 (Allen-Cunneen), alone on the device",
-            **_common(inputs, piece, offer, row),
+            **common_fields(inputs, piece, offer, row),
         ))
     return out
 
@@ -202,7 +203,7 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
                     service_ms=mean, service_scv=scv,
                     wait_model=f"G/G/{replicas} (Allen-Cunneen)" + (f", batch {batch} fill" if batch > 1 else ""),
                     monthly_usd=replicas * hourly * HOURS_PER_MONTH, hourly_usd=hourly,
-                    hourly_usd_by_model=by_model, **_common(inputs, piece, offer, row),
+                    hourly_usd_by_model=by_model, **common_fields(inputs, piece, offer, row),
                 ))
     return out
 

@@ -242,14 +242,19 @@ class PlacementModel:
 
     def _pools(self) -> None:
         pools: dict[str, list] = {}
+        pieces: dict[str, set] = {}
         for p in self.problem.pieces:
             for o in self.problem.options[p]:
                 if o.pool is not None:
                     pools.setdefault(o.pool, []).append(self.on[p, o.id])
-        for members in pools.values():
-            # A cloud pool shared by several segments serves all of them or none.
+                    pieces.setdefault(o.pool, {p, *o.pool_members}).discard(p)
+        for pool, members in pools.items():
+            # A cloud pool shared by several segments, or by co-located pieces, serves all of them or none...
             for lit in members[1:]:
                 self.model.add(lit == members[0])
+            # ...and none when one of them has no option in it (a problem restricted by a baseline).
+            if pieces[pool]:
+                self.model.add(members[0] == 0)
 
     def _devices(self) -> None:
         pb, m, on = self.problem, self.model, self.on

@@ -28,8 +28,11 @@ class VerifyResult:
 
 def _busy_cores(plan) -> float:
     """Cores the plan keeps busy on this machine: a pool's replicas times its utilisation, a
-    site device's utilisation (its pieces' shares sum to it; counted once per piece here)."""
-    return sum(p.utilisation * (p.replicas if p.tier == "cloud" else 1) for p in plan.placements)
+    site device's utilisation (its pieces' shares sum to it; counted once per piece here). A pool
+    of co-located pieces states the pool's utilisation on each: counted once."""
+    pools = {p.pool: p.utilisation * p.replicas for p in plan.placements if p.pool_pieces}
+    return sum(pools.values()) + sum(p.utilisation * (p.replicas if p.tier == "cloud" else 1)
+                                     for p in plan.placements if not p.pool_pieces)
 
 
 def evaluate_options(ws, assignment: dict, overrides):

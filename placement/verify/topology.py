@@ -96,7 +96,9 @@ def plan_topology(plan: Plan) -> Topology:
 
     for p in plan.placements:
         model = p.model or p.piece
-        pool = None if p.tier == "edge" else group(f"pool {p.offer} ({model})", "pool", p.replicas)
+        # co-located pieces: one pool, one process per replica running all of them
+        pool = None if p.tier == "edge" else group(
+            f"pool {p.offer} ({'+'.join(p.pool_pieces) or model})", "pool", p.replicas)
         if p.cut and p.head:
             head_piece, tail_piece = split_piece_names(model, p.cut)
             site = group(f"site {p.head.offer}", "site", 1)

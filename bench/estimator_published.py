@@ -1,26 +1,34 @@
-"""The estimator against published latencies: how far off, and does a per-family factor help?
+"""The estimator against published latencies: how far off, per hardware family, leave-one-model-out.
 
     python bench/estimator_published.py                  # docs/published_latency.csv
     python bench/estimator_published.py --table other.csv
 
-For each published row (source, device, runtime, model, batch, precision — every row cites its
-source URL; see docs/published_latency.csv) it prints the estimator's p50 for that model on the
-row's hardware class and the ratio estimate / published:
+For each published row (source, device, runtime, model, batch, precision, threads — every row
+cites its source; see docs/published_latency.csv) it prints the estimator's p50 for that model on
+the row's hardware class *run on the row's thread count* (a 1-thread row on a 4-core board is
+estimated on one core of it: the same cores and caches, one core's peak) and the ratio
+estimate / published:
 
-- CPU classes: the fastest of the calibrated runtimes (ONNX Runtime, OpenVINO) — what the planner
-  would plan with. The published runtime is often another one (ncnn); the column says so.
+- CPU classes: the fastest of the calibrated multi-threaded runtimes (ONNX Runtime, OpenVINO) —
+  what the planner would plan with, as shipped (`Calibration.params`: on another instruction set
+  the fit is transferred with the per-family compute efficiency, `profiles.calibration`). The
+  published runtime is often another one (ncnn); the column says so.
 - NPU classes: the assumed NPU efficiencies (`profiles.calibration.ASSUMED`).
 
 Errors are multiplicative: a factor 2 is "2x too slow" or "2x too fast" alike. A row is "in band"
-when published lies in [estimate ÷ (1 + band), estimate × (1 + band)], band = the row's error band.
+when published lies in [estimate ÷ (1 + band), estimate × (1 + band)], band = the row's error band
+(`RuntimeParams.band_for`: the residuals of models of that size, times the transfer band).
 
-Then leave-one-out per hardware family (arm / x86 / npu): each row is predicted by the estimate
-times a correction factor fitted on the *other* rows of its family (geometric mean of published /
-estimated); a family with a single row has nothing to fit and is reported uncorrected.
+Leave-one-model-out per family (arm / x86 / npu): each row is predicted by its estimate times a
+correction factor fitted on the family's rows *of the other models* (geometric mean of published
+/ estimated), so no row is corrected by a figure for its own model; a family with one model has
+nothing to fit and is reported uncorrected. Then the thread-scaling check: for each device and
+model published at two thread counts, the published speed-up beside the estimated one.
 
-Honest limits: the table is small (7 rows), several rows are proxies (same cores and clock on
-another SoC — the `match` column says which), and ncnn is not a runtime the estimator models.
-The numbers measure how far the roofline is from published figures, not a validated accuracy.
+Honest limits: the table is small, most rows are ncnn (not a runtime the estimator models; its
+Winograd 3x3 convolutions and fp16 storage make it faster than ONNX Runtime on ResNets), several
+rows are proxies (same cores and clock on another SoC — the `match` column says which). The
+numbers measure how far the roofline is from published figures, not a validated accuracy.
 Nothing here is measured: it needs the zoo models' kernel statistics only (cached, TVM child).
 """
 
@@ -37,7 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from profiles.calibration import ASSUMED, current_calibration, predict_ms
+from profiles.calibration import (
+    ASSUMED,
+    FamilyTransfer,
+    current_calibration,
+    predict_ms,
+    transferred,
+)
+from profiles.estimate_model import factor_band
 from profiles.hardware import get_hardware
 from profiles.profiler import PieceSource, piece_kernel_stats
 from profiles.zoo import zoo_input_shapes, zoo_model_path
@@ -52,26 +67,142 @@ def family(hardware) -> str:
     return "arm" if hardware.arch == "aarch64" else "x86"
 
 
-def estimate(stats, row, calibration) -> tuple[float, float, str]:
-    """(p50 ms, error band, which estimate) for one published row."""
-    hw = get_hardware(row["hardware"])
+def on_threads(hardware, threads: int):
+    """The class restricted to `threads` of its cores (a CPU row published at fewer threads)."""
+    if hardware.kind != "cpu" or threads >= hardware.cores:
+        return hardware
+    return hardware.model_copy(update={
+        "name": f"{hardware.name}@{threads}t", "cores": threads,
+        "peak_gflops": hardware.peak_gflops * threads / hardware.cores})
+
+
+def estimate(stats, row, calibration, ratio: float | None = None) -> tuple[float, float, str]:
+    """(p50 ms, error band, which estimate) for one published row; `ratio`: on another
+    instruction set, this family compute ratio instead of the shipped one."""
+    hw = on_threads(get_hardware(row["hardware"]), int(row["threads"] or 1))
     batch = int(row["batch"])
+    flops = stats.at_batch(batch).flops
     if hw.kind == "cpu":
         found = []
         for runtime in sorted(calibration.cpu):
             params = calibration.params(hw, runtime)
+            if params is not None and ratio is not None and hw.arch != calibration.fitted_arch:
+                params = transferred(calibration.cpu[runtime], hw.arch,
+                                     FamilyTransfer(compute_ratio=ratio, band=1.0, source="bench"))
             if params is not None and not params.single_thread:
-                found.append((predict_ms(stats, batch, hw, params), params.error_band, runtime))
+                found.append((predict_ms(stats, batch, hw, params), params.band_for(flops), runtime))
         return min(found)
     params = ASSUMED[(hw.kind, "onnxruntime")]
-    return predict_ms(stats, batch, hw, params), params.error_band, f"{hw.kind} assumed"
+    return predict_ms(stats, batch, hw, params), params.band_for(flops), f"{hw.kind} assumed"
+
+
+def factor(a: float, b: float) -> float:
+    """How far apart, as a factor >= 1 either way."""
+    return math.exp(abs(math.log(a / b)))
+
+
+def in_band(estimate_ms: float, band: float, published: float) -> bool:
+    return estimate_ms / (1 + band) <= published <= estimate_ms * (1 + band)
+
+
+def fit_ratio(rows: list[dict], stats, calibration) -> float:
+    """The family compute ratio that best explains `rows` (least squares on log latency)."""
+    from scipy.optimize import minimize_scalar
+
+    def loss(log_ratio: float) -> float:
+        return sum((math.log(estimate(stats[r["model"]], r, calibration, math.exp(log_ratio))[0]
+                             / float(r["latency_ms"]))) ** 2 for r in rows)
+
+    return float(math.exp(minimize_scalar(loss, bounds=(math.log(0.01), 0.0), method="bounded").x))
+
+
+def leave_one_model_out(results: list[dict], stats, calibration) -> dict[str, dict]:
+    """Each row's `loo_ms`, predicted as the estimator would be without that model's rows.
+
+    On another instruction set than the fit's: the family's compute ratio fitted on the family's
+    rows of the other models. On the fit's own instruction set the estimator uses no published
+    figure, so `loo_ms` is the estimate itself; an NPU (assumed efficiencies) likewise. Returns
+    per transferred family the ratio fitted on all its rows and the LOO band."""
+    fitted = {}
+    for fam in sorted({r["family"] for r in results}):
+        group = [r for r in results if r["family"] == fam]
+        transfer = group[0]["kind"] == "cpu" and group[0]["arch"] != calibration.fitted_arch
+        for res in group:
+            others = [o for o in group if o["model"] != res["model"]]
+            if transfer and others:
+                ratio = fit_ratio(others, stats, calibration)
+                res["loo_ms"] = estimate(stats[res["model"]], res, calibration, ratio)[0]
+            else:
+                res["loo_ms"] = res["estimate_ms"]
+        if transfer and len({r["model"] for r in group}) > 1:
+            fitted[group[0]["arch"]] = {
+                "ratio": fit_ratio(group, stats, calibration), "rows": len(group),
+                "band": factor_band([math.log(r["loo_ms"] / float(r["latency_ms"])) for r in group])}
+    return fitted
+
+
+def rows_table(results, title) -> Table:
+    table = Table(title=title)
+    for column in ("hardware", "thr", "device (published)", "runtime", "model", "prec", "published ms",
+                   "estimate ms", "estimated with", "est/pub", "band ×/÷", "in band", "LOO ms", "LOO est/pub"):
+        table.add_column(column, justify="left" if column in ("hardware", "device (published)", "runtime",
+                                                               "model", "estimated with") else "right")
+    for res in results:
+        published = float(res["latency_ms"])
+        table.add_row(res["hardware"], res["threads"], res["device"], res["runtime"], res["model"],
+                      res["precision"], f"{published:.2f}", f"{res['estimate_ms']:.2f}", res["how"],
+                      f"{res['estimate_ms'] / published:.2f}x", f"{1 + res['band']:.2f}",
+                      "yes" if res["in_band"] else "no",
+                      "-" if res["loo_ms"] is None else f"{res['loo_ms']:.2f}",
+                      "-" if res["loo_ms"] is None else f"{res['loo_ms'] / published:.2f}x")
+    return table
+
+
+def summary_table(results) -> Table:
+    summary = Table(title="per family: median factor off (either way), share within ±30 %, share in band")
+    for column in ("family", "rows", "median factor", "within ±30%", "in band (×/÷)",
+                   "LOO median factor", "LOO within ±30%"):
+        summary.add_column(column, justify="left" if column == "family" else "right")
+    groups = {fam: [r for r in results if r["family"] == fam] for fam in sorted({r["family"] for r in results})}
+    for fam, group in [*groups.items(), ("all", results)]:
+        factors = sorted(factor(r["estimate_ms"], float(r["latency_ms"])) for r in group)
+        loo = sorted(factor(r["loo_ms"], float(r["latency_ms"])) for r in group if r["loo_ms"] is not None)
+        summary.add_row(
+            fam, str(len(group)), f"{factors[len(factors) // 2]:.2f}",
+            f"{sum(f <= 1 + WITHIN for f in factors)}/{len(group)}",
+            f"{sum(r['in_band'] for r in group)}/{len(group)}",
+            f"{loo[len(loo) // 2]:.2f}" if loo else "-",
+            f"{sum(f <= 1 + WITHIN for f in loo)}/{len(loo)}" if loo else "-")
+    return summary
+
+
+def scaling_table(results) -> Table | None:
+    """Published vs estimated speed-up where a device and model appear at two thread counts."""
+    by: dict[tuple, dict[int, dict]] = {}
+    for r in results:
+        by.setdefault((r["device"], r["model"], r["hardware"]), {})[int(r["threads"] or 1)] = r
+    table = Table(title="thread scaling: speed-up from the fewest to the most threads published")
+    for column in ("device", "model", "threads", "published speed-up", "estimated speed-up"):
+        table.add_column(column, justify="left" if column in ("device", "model") else "right")
+    found = False
+    for (device, model, _), rows in sorted(by.items()):
+        if len(rows) < 2:
+            continue
+        lo, hi = min(rows), max(rows)
+        found = True
+        table.add_row(device, model, f"{lo} -> {hi}",
+                      f"{float(rows[lo]['latency_ms']) / float(rows[hi]['latency_ms']):.2f}x",
+                      f"{rows[lo]['estimate_ms'] / rows[hi]['estimate_ms']:.2f}x")
+    return table if found else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    parser.add_argument("--fit-family", action="store_true",
+                        help="print the FAMILY_TRANSFER entries (profiles/calibration.py) fitted here")
     args = parser.parse_args()
-    console = Console(width=200)
+    console = Console(width=220)
     with args.table.open(newline="") as f:
         rows = list(csv.DictReader(f))
     models = sorted({r["model"] for r in rows})
@@ -83,53 +214,23 @@ def main() -> None:
     for r in rows:
         est, band, how = estimate(stats[r["model"]], r, calibration)
         published = float(r["latency_ms"])
-        results.append({**r, "estimate_ms": est, "band": band, "how": how,
-                        "log_err": math.log(est / published),
-                        "family": family(get_hardware(r["hardware"]))})
-
-    # leave one out per family: a correction factor from the family's other rows
-    for res in results:
-        others = [o for o in results if o["family"] == res["family"] and o is not res]
-        if others:
-            c = math.exp(-sum(o["log_err"] for o in others) / len(others))
-            res["loo_ms"] = res["estimate_ms"] * c
-        else:
-            res["loo_ms"] = None
-
-    table = Table(title=f"estimate vs published p50, batch 1 ({args.table.name}; calibration: "
-                        f"{calibration.fitted_on})")
-    for column in ("hardware", "device (published)", "runtime", "model", "prec", "published ms",
-                   "estimate ms", "estimated with", "est/pub", "in band", "LOO-corrected ms", "LOO est/pub"):
-        table.add_column(column, justify="left" if column in ("hardware", "device (published)", "runtime",
-                                                               "model", "estimated with") else "right")
-    for res in results:
-        published = float(res["latency_ms"])
-        ratio = res["estimate_ms"] / published
-        in_band = res["estimate_ms"] / (1 + res["band"]) <= published <= res["estimate_ms"] * (1 + res["band"])
-        table.add_row(res["hardware"], res["device"], res["runtime"], res["model"], res["precision"],
-                      f"{published:.2f}", f"{res['estimate_ms']:.2f}", res["how"], f"{ratio:.2f}x",
-                      "yes" if in_band else "no",
-                      "-" if res["loo_ms"] is None else f"{res['loo_ms']:.2f}",
-                      "-" if res["loo_ms"] is None else f"{res['loo_ms'] / published:.2f}x")
-        res["in_band"] = in_band
-    console.print(table)
-
-    summary = Table(title="per family: median factor off (either way), share within ±30 %, share in band")
-    for column in ("family", "rows", "median factor", "within ±30%", "in band (×/÷)",
-                   "LOO median factor", "LOO within ±30%"):
-        summary.add_column(column, justify="left" if column == "family" else "right")
-    for fam in sorted({r["family"] for r in results}):
-        group = [r for r in results if r["family"] == fam]
-        factors = sorted(math.exp(abs(r["log_err"])) for r in group)
-        loo = sorted(math.exp(abs(math.log(r["loo_ms"] / float(r["latency_ms"]))))
-                     for r in group if r["loo_ms"] is not None)
-        summary.add_row(
-            fam, str(len(group)), f"{factors[len(factors) // 2]:.2f}",
-            f"{sum(f <= 1 + WITHIN for f in factors)}/{len(group)}",
-            f"{sum(r['in_band'] for r in group)}/{len(group)}",
-            f"{loo[len(loo) // 2]:.2f}" if loo else "-",
-            f"{sum(f <= 1 + WITHIN for f in loo)}/{len(loo)}" if loo else "-")
-    console.print(summary)
+        hw = get_hardware(r["hardware"])
+        results.append({**r, "estimate_ms": est, "band": band, "how": how, "kind": hw.kind, "arch": hw.arch,
+                        "log_err": math.log(est / published), "in_band": in_band(est, band, published),
+                        "family": family(hw)})
+    fitted = leave_one_model_out(results, stats, calibration)
+    console.print(rows_table(results, f"estimate vs published p50, batch 1 ({args.table.name}; "
+                                      f"calibration: {calibration.fitted_on})"))
+    console.print(summary_table(results))
+    scaling = scaling_table(results)
+    if scaling is not None:
+        console.print(scaling)
+    for arch, fit in fitted.items():
+        console.print(f"{arch}: compute ratio fitted on all {fit['rows']} rows {fit['ratio']:.3f}, "
+                      f"transfer band (p90 of leave-one-model-out errors) ×/÷ {1 + fit['band']:.2f}")
+        if args.fit_family:
+            console.print(f'    "{arch}": FamilyTransfer(compute_ratio={fit["ratio"]:.3f}, band={fit["band"]:.2f}, '
+                          f'source="fitted on {fit["rows"]} published rows, {args.table.name}"),')
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ Two estimators live here:
 - `calibrated_rows` (what `profile_pieces` uses): the roofline of `profiles/calibration.py` over
   the piece's fused kernels (FLOPs and bytes from the TIR), with efficiencies fitted on rows
   measured on this machine for CPU classes and assumed per class kind for GPUs and NPUs. Each
-  row's `error_band` is the calibration's 90th percentile of |leave-one-model-out error| (CPU)
-  or the assumed band (GPU/NPU, ±100 %). `memory_mb` is the local figure at the same batch; p95 is
-  the estimated p50 times the local p95/p50 ratio. Every batch measured locally gets a row.
+  row's `error_band` is multiplicative (the latency lies within estimate ÷ (1 + band) …
+  estimate × (1 + band)): for CPU classes the 90th percentile of the leave-one-model-out errors
+  of fitted models of the piece's size (`RuntimeParams.band_for`, times a transfer band on
+  another instruction set), for GPU/NPU the assumed ×/÷ 2. `memory_mb` is the local figure at the
+  same batch; p95 is the estimated p50 times the local p95/p50 ratio. Every batch measured
+  locally gets a row.
 - `estimate_rows` (the PROVISIONAL roofline-ratio guess below), kept as the fallback for a row
   the calibration has no parameters for (e.g. a `tvm-tuned` row before tuning is calibrated).
 
@@ -107,10 +110,11 @@ def calibrated_rows(local_rows: pd.DataFrame, local: HardwareClass, hardware: Ha
             out.append(estimate_rows(pd.DataFrame([row], columns=PROFILE_COLUMNS), local, hardware))
             continue
         p50 = predict_ms(piece_stats, int(row[BATCH]), hardware, params)
+        band = params.band_for(piece_stats.at_batch(int(row[BATCH])).flops)
         ratio = row[LATENCY_MS_P95] / row[LATENCY_MS_P50] if row[LATENCY_MS_P50] > 0 else 1.0
         out.append(pd.DataFrame([{**row, HARDWARE: hardware.name, LATENCY_MS_P50: p50,
                                   LATENCY_MS_P95: p50 * max(ratio, 1.0), SOURCE: ESTIMATED,
-                                  ERROR_BAND: params.error_band}], columns=PROFILE_COLUMNS))
+                                  ERROR_BAND: band}], columns=PROFILE_COLUMNS))
     if not out:
         return local_rows.iloc[0:0][PROFILE_COLUMNS].reset_index(drop=True)
     return pd.concat(out, ignore_index=True)[PROFILE_COLUMNS]

@@ -79,7 +79,8 @@ class PiecePlacement(_Model):
     memory_mb: float
     monthly_usd: float = Field(description="cloud compute of this pool; edge devices are itemised in costs")
     latency_source: str = Field(description="measured-local | measured-rpc | estimated | imported")
-    error_band: float | None = Field(description="relative error band of an estimated latency")
+    error_band: float | None = Field(description="multiplicative error band b of an estimated latency: it lies "
+                                     "between estimate ÷ (1 + b) and estimate × (1 + b)")
     runtime_alternatives_ms_p95: dict[str, float] = Field(
         description="p95 of every profiled runtime on this hardware; the fastest was chosen"
     )
@@ -299,7 +300,7 @@ def make_plan(
                 latency_source=o.head.latency_source, piece=o.head.piece),
         ))
         if o.latency_source == "estimated":
-            band = f" (±{o.error_band:.0%})" if o.error_band else ""
+            band = f" (×/÷{1 + o.error_band:.2f})" if o.error_band else ""
             notes.append(f"{piece} on {o.hardware}: latency is an estimate{band}, not a measurement.")
     routes = [
         Route(source=t.source, target=t.target, bytes_per_request=t.bytes_per_request,

@@ -19,8 +19,10 @@ def latency_parts(p) -> str:
 
 
 def source_label(source: str, error_band: float | None) -> str:
+    """`estimated ×/÷1.31`: an estimate's band is multiplicative (the latency lies between
+    estimate ÷ 1.31 and estimate × 1.31; docs/profiles.md section 4)."""
     if source == "estimated":
-        return f"estimated ±{error_band:.0%}" if error_band else "estimated"
+        return f"estimated ×/÷{1 + error_band:.2f}" if error_band else "estimated"
     return source
 
 

@@ -20,7 +20,9 @@ _KEY = [pt.PIECE, pt.HARDWARE, pt.BATCH]
 def planning_latencies(profiles: pd.DataFrame, estimated_latency: str) -> pd.DataFrame:
     """The ProfileTable the planner uses: with "upper-band", every estimated row is taken at the
     top of its error band, so the plan holds even where the estimate is as wrong as its
-    calibration residuals allow."""
+    calibration residuals allow. The band is multiplicative (the latency lies between
+    estimate ÷ (1 + band) and estimate × (1 + band); docs/profiles.md section 4): its top is
+    estimate × (1 + band)."""
     if estimated_latency == "nominal":
         return profiles
     out = profiles.copy()

@@ -295,6 +295,24 @@ class Workspace:
                 attach_analysis(plan, explanation=explain_infeasible(problem, **kw))
         return PlanOutcome(plan, problem, result, evaluation, spec)
 
+    def analyse(self, outcome: PlanOutcome, *, time_limit_s: float | None = None) -> PlanOutcome:
+        """What `plan(analyse=True)` adds, for an outcome of `plan(analyse=False)`: baselines and
+        slack (or, when infeasible, the explanation) on a copy of its plan; nothing re-solved but
+        the analysis' own solves. The outcome given is left as it was."""
+        from placement.baselines import baselines
+        from placement.explain import explain_infeasible, slack_report
+        from placement.plan import attach_analysis
+
+        spec = outcome.spec or self.spec
+        kw = self._solver_kw(spec, time_limit_s)
+        plan = outcome.plan.model_copy(deep=True)
+        if outcome.evaluation is not None:
+            attach_analysis(plan, baselines=baselines(outcome.problem, **kw),
+                            slack=slack_report(outcome.problem, outcome.evaluation, outcome.result.objective, **kw))
+        elif outcome.result.status == "infeasible":
+            attach_analysis(plan, explanation=explain_infeasible(outcome.problem, **kw))
+        return PlanOutcome(plan, outcome.problem, outcome.result, outcome.evaluation, spec)
+
     def frontier(self, overrides: Overrides | None = None, *, max_points: int = 20) -> list[Plan]:
         """Every Pareto point as a full plan (status 'optimal' per point; the SLO is swept)."""
         from placement.frontier import frontier

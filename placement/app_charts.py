@@ -1,10 +1,20 @@
-"""The app's charts and badges: HoloViews elements and HTML snippets drawn from report rows
-(`placement.rows`), so every number shown is the one the CLI and the reports print."""
+"""The app's charts and badges, drawn from report rows (`placement.rows`), so every number shown
+is the one the CLI and the reports print.
+
+The charts are Bokeh figures built once per page; a new plan or frontier replaces the data of
+their `ColumnDataSource`s and moves their ranges. What reaches the browser is a patch of a few
+columns, never a new figure (HoloViews' DynamicMaps, used before, re-rendered every element of
+an overlay on the server: 1.5-3 s of the page's event loop per change on two loaded cores).
+Each `*_data` function is a pure function of a plan (or a frontier), so a test can check it.
+"""
 
 from __future__ import annotations
 
-import holoviews as hv
-import pandas as pd
+import html
+
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LabelSet, Range1d, Span
+from bokeh.palettes import Category10_10, Category20_20
+from bokeh.plotting import figure
 
 from placement import rows
 
@@ -14,6 +24,8 @@ BADGE_COLOURS = {"measured here": "#d4edda", "measured on a device": "#d1ecf1", 
                  "imported": "#fff3cd"}
 KIND_LABELS = {"compute": "cloud compute", "edge-capex": "edge devices", "edge-power": "edge power",
                "egress": "egress"}
+FRONTIER_RENDERER = "frontier-points"  # tests and benchmarks find the frontier's points by this name
+SITE = "site (source / sink)"
 
 
 def usd(x) -> str:
@@ -29,10 +41,11 @@ def badge(row: dict) -> str:
     return SOURCE_LABELS.get(row["source"], row["source"])
 
 
-def headline_text(plan) -> str:
+def headline_parts(plan) -> list[str]:
+    """Status, $/month, $/year, $ per million requests, p95 against the SLO, the share of sites
+    meeting it, the budget and the price date: the headline, as a list of short phrases."""
     h = rows.headline(plan)
-    status = h["status_label"]
-    parts = [f"**{status}**"]
+    parts = [h["status_label"]]
     if h["monthly_usd"] is not None:
         parts += [f"{usd(h['monthly_usd'])}/month", f"{usd(h['annual_usd'])}/year",
                   f"{usd(h['usd_per_million_requests'])} per million requests"]
@@ -42,10 +55,39 @@ def headline_text(plan) -> str:
         parts.append(f"{h['site_share_meeting_slo']:.0%} of sites meet it")
     parts.append(f"budget {usd(h['budget_usd'])}")
     parts.append(f"prices of {h['price_date']}")
-    return " · ".join(parts)
+    return parts
 
 
-# -- charts: pure functions of a plan -----------------------------------------------------------
+def headline_html(plan) -> str:
+    status, *rest = [html.escape(x) for x in headline_parts(plan)]
+    return " · ".join([f"<b>{status}</b>", *rest])
+
+
+def place_label(p) -> str:
+    if p.tier == "edge":
+        return f"site device {p.instance_type}" + (f" ({p.segment})" if p.segment else "")
+    if p.head is not None:
+        return f"split: {p.head.device} → {p.region} {p.instance_type} ×{p.replicas}"
+    return f"{p.provider} {p.region} {p.instance_type} ×{p.replicas}"
+
+
+def _no_plan(plan) -> bool:
+    return plan is None or not plan.placements
+
+
+def _columns(records: list[dict], names: list[str]) -> dict[str, list]:
+    return {n: [r[n] for r in records] for n in names}
+
+
+def _span(values, pad: float = 0.08, floor: float | None = None) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    d = (hi - lo) or max(abs(hi), 1.0)
+    lo, hi = lo - d * pad, hi + d * pad
+    return (max(lo, floor) if floor is not None else lo), hi
+
+
+# -- data: pure functions of a plan ---------------------------------------------------------------
 
 def _layers(plan) -> dict[str, int]:
     depth = {"source": 0}
@@ -61,20 +103,8 @@ def _layers(plan) -> dict[str, int]:
     return depth
 
 
-def place_label(p) -> str:
-    if p.tier == "edge":
-        return f"site device {p.instance_type}" + (f" ({p.segment})" if p.segment else "")
-    if p.head is not None:
-        return f"split: {p.head.device} → {p.region} {p.instance_type} ×{p.replicas}"
-    return f"{p.provider} {p.region} {p.instance_type} ×{p.replicas}"
-
-
-def _no_plan(plan) -> bool:
-    return plan is None or not plan.placements
-
-
-def dataflow_chart(plan=None):
-    """source → pieces → sink, each piece coloured by where it runs, edges with bytes and ms."""
+def dataflow_data(plan=None) -> dict:
+    """source → pieces → sink: nodes coloured by where they run, edges labelled with bytes and ms."""
     routes = [] if _no_plan(plan) else plan.routes
     depth = _layers(plan) if routes else {"source": 0, "sink": 1}
     by_layer: dict[int, list[str]] = {}
@@ -82,96 +112,200 @@ def dataflow_chart(plan=None):
         by_layer.setdefault(d, []).append(node)
     pos = {n: (d, i - (len(ns) - 1) / 2) for d, ns in by_layer.items() for i, n in enumerate(ns)}
     placed = {} if _no_plan(plan) else {p.piece: p for p in plan.placements}
-    nodes = pd.DataFrame([{"x": pos[n][0], "y": pos[n][1], "node": n,
-                           "where": place_label(placed[n]) if n in placed else "site (source / sink)",
-                           "p95_ms": placed[n].latency_ms_p95 if n in placed else 0.0}
-                          for n in pos], columns=["x", "y", "node", "where", "p95_ms"])
-    segs = pd.DataFrame([{"x0": pos[r.source][0], "y0": pos[r.source][1], "x1": pos[r.target][0],
-                          "y1": pos[r.target][1]} for r in routes if r.source in pos and r.target in pos],
-                        columns=["x0", "y0", "x1", "y1"])
-    edge_labels = pd.DataFrame([{"x": (pos[r.source][0] + pos[r.target][0]) / 2,
-                                 "y": (pos[r.source][1] + pos[r.target][1]) / 2 + 0.12,
-                                 "text": f"{r.bytes_per_request / 1000:,.0f} kB · {r.transfer_ms:.1f} ms"}
-                                for r in routes if r.source in pos and r.target in pos],
-                               columns=["x", "y", "text"])
-    chart = (hv.Segments(segs, ["x0", "y0", "x1", "y1"]).opts(color="#999", line_width=2)
-             * hv.Points(nodes, ["x", "y"], ["where", "node", "p95_ms"]).opts(
-                 color="where", cmap="Category10", size=34, line_color="white", tools=["hover"],
-                 legend_position="bottom", show_legend=True)
-             * hv.Labels(nodes, ["x", "y"], "node").opts(text_font_size="9pt", yoffset=-0.3)
-             * hv.Labels(edge_labels, ["x", "y"], "text").opts(text_font_size="8pt", text_color="#555"))
-    width = max(depth.values(), default=1)
-    return chart.opts(xaxis=None, yaxis=None, show_grid=False, height=320, width=500, toolbar=None,
-                      xlim=(-0.4, width + 0.4), ylim=(min(nodes["y"]) - 0.6, max(nodes["y"]) + 0.6),
-                      title="dataflow: where each piece runs")
+    where = {n: place_label(placed[n]) if n in placed else SITE for n in pos}
+    colours = {SITE: "#1f77b4"}
+    for w in where.values():
+        colours.setdefault(w, Category10_10[1:][(len(colours) - 1) % 9])
+    nodes = [{"x": x, "y": y, "node": n, "where": where[n], "colour": colours[where[n]],
+              "p95_ms": placed[n].latency_ms_p95 if n in placed else 0.0} for n, (x, y) in pos.items()]
+    drawn = [r for r in routes if r.source in pos and r.target in pos]
+    edges = [{"x0": pos[r.source][0], "y0": pos[r.source][1], "x1": pos[r.target][0], "y1": pos[r.target][1],
+              "x": (pos[r.source][0] + pos[r.target][0]) / 2, "y": (pos[r.source][1] + pos[r.target][1]) / 2 + 0.12,
+              "text": f"{r.bytes_per_request / 1000:,.0f} kB · {r.transfer_ms:.1f} ms"} for r in drawn]
+    ys = [n["y"] for n in nodes]
+    return {"nodes": _columns(nodes, ["x", "y", "node", "where", "colour", "p95_ms"]),
+            "edges": _columns(edges, ["x0", "y0", "x1", "y1", "x", "y", "text"]),
+            "x_range": (-0.4, max(depth.values(), default=1) + 0.4),
+            "y_range": (min(ys) - 0.6, max(ys) + 0.6)}
 
 
-def latency_chart(plan=None):
-    """Per source → sink path: compute, transfer and wait of each piece, stacked, against the SLO."""
-    data = []
+def latency_data(plan=None) -> dict:
+    """Per source → sink path (six at most): compute, transfer and wait of each piece, stacked."""
+    bars: list[dict] = []
     if not _no_plan(plan):
         placed = {p.piece: p for p in plan.placements}
         into = {(r.source, r.target): r.transfer_ms for r in plan.routes}
         for i, (path, _total) in enumerate(rows.paths(plan)[:6]):
-            name = f"path {i + 1}"
+            name, bottom = f"path {i + 1}", 0.0
+            parts = []
             for a, b in zip(path, path[1:]):
                 if into.get((a, b)):
-                    data.append({"path": name, "part": f"transfer → {b}", "ms": into[(a, b)]})
+                    parts.append((f"transfer → {b}", into[(a, b)]))
                 if b in placed:
                     p = placed[b]
-                    data.append({"path": name, "part": f"{b} compute", "ms": p.latency_ms_p95 - p.wait_ms})
+                    parts.append((f"{b} compute", p.latency_ms_p95 - p.wait_ms))
                     if p.wait_ms > 0:
-                        data.append({"path": name, "part": f"{b} wait", "ms": p.wait_ms})
-    # an empty stacked bar chart does not draw: a zero bar stands for "no plan"
-    df = pd.DataFrame(data or [{"path": "no plan", "part": "none", "ms": 0.0}], columns=["path", "part", "ms"])
-    bars = hv.Bars(df, ["path", "part"], "ms").opts(
-        stacked=True, cmap="Category20", tools=["hover"], legend_position="right", ylabel="ms (p95 parts)",
-        xlabel="")
-    slo = plan.latency.slo_ms if plan is not None and plan.latency else 0
-    return (bars * hv.HLine(slo).opts(color="red", line_dash="dashed")).opts(
-        title=f"latency per path against the SLO ({slo:g} ms, dashed)", height=300, responsive=True)
+                        parts.append((f"{b} wait", p.wait_ms))
+            for part, ms in parts:
+                bars.append({"path": name, "part": part, "ms": ms, "bottom": bottom, "top": bottom + ms})
+                bottom += ms
+    names = list(dict.fromkeys(b["part"] for b in bars))
+    for b in bars:
+        b["colour"] = Category20_20[names.index(b["part"]) % 20]
+    slo = plan.latency.slo_ms if plan is not None and plan.latency else 0.0
+    paths = list(dict.fromkeys(b["path"] for b in bars)) or ["no plan"]
+    return {"bars": _columns(bars, ["path", "part", "ms", "bottom", "top", "colour"]), "paths": paths,
+            "slo": slo, "y_range": (0.0, max([b["top"] for b in bars] + [slo, 1.0]) * 1.1)}
 
 
-def cost_chart(plan=None):
+def cost_data(plan=None) -> dict:
     by_kind = {} if plan is None or not plan.costs else rows.cost_by_kind(plan)
-    df = pd.DataFrame([{"item": KIND_LABELS.get(k, k), "usd": v} for k, v in by_kind.items()]
-                      or [{"item": "no plan", "usd": 0.0}], columns=["item", "usd"])
-    return hv.Bars(df, "item", "usd").opts(title="monthly cost by item", ylabel="$/month", xlabel="",
-                                           height=260, responsive=True, tools=["hover"], color="#4c78a8")
+    items = [{"item": KIND_LABELS.get(k, k), "usd": v} for k, v in by_kind.items()]
+    return {"bars": _columns(items, ["item", "usd"]), "items": [i["item"] for i in items] or ["no plan"],
+            "y_range": (0.0, max([i["usd"] for i in items] + [1.0]) * 1.1)}
 
 
-def pricing_chart(plan=None):
+def pricing_data(plan=None) -> dict:
     found = [] if plan is None or not plan.costs else rows.pricing_model_rows(plan)
-    df = pd.DataFrame([{"pricing model": r["pricing_model"], "usd": r["monthly_usd"] or 0.0,
-                        "chosen": "chosen" if r["chosen"] else "other"} for r in found]
-                      or [{"pricing model": "no plan", "usd": 0.0, "chosen": "other"}],
-                      columns=["pricing model", "usd", "chosen"])
-    return hv.Bars(df, "pricing model", ["usd", "chosen"]).opts(
-        title="the same placement at each pricing model", ylabel="$/month", xlabel="", color="chosen",
-        cmap={"chosen": "#f58518", "other": "#9ecae9"}, height=260, responsive=True, tools=["hover"])
+    bars = [{"model": r["pricing_model"], "usd": r["monthly_usd"] or 0.0,
+             "chosen": "chosen" if r["chosen"] else "other",
+             "colour": "#f58518" if r["chosen"] else "#9ecae9"} for r in found]
+    return {"bars": _columns(bars, ["model", "usd", "chosen", "colour"]),
+            "models": [b["model"] for b in bars] or ["no plan"],
+            "y_range": (0.0, max([b["usd"] for b in bars] + [1.0]) * 1.1)}
 
 
-def _name_renderer(plot, element):
-    """Name the frontier's glyph renderer: tests and benchmarks find its points by this name."""
-    plot.handles["glyph_renderer"].name = "frontier-points"
+def frontier_data(frontier=()) -> dict:
+    found = rows.frontier_rows(list(frontier)) if frontier else []
+    return _columns(found, ["latency_ms", "monthly_usd", "placement", "latency_label"])
 
 
-def frontier_points(frontier=()):
-    data = pd.DataFrame(rows.frontier_rows(list(frontier)) if frontier else [],
-                        columns=["monthly_usd", "latency_ms", "placement", "meets_slo"])
-    return hv.Scatter(data[["latency_ms", "monthly_usd", "placement"]], "latency_ms",
-                      ["monthly_usd", "placement"]).opts(
-        size=12, color="#4c78a8", tools=["tap", "hover"], nonselection_alpha=0.5, selection_color="#f58518",
-        hooks=[_name_renderer], xlabel="p95 ms", ylabel="$/month", framewise=True)
-
-
-def frontier_marks(outcome=None):
-    """The solved plan (a red star) and its SLO (red) and budget (green) lines."""
+def marks_data(outcome=None) -> dict:
+    """The solved plan (a red star), its SLO (red) and its budget (green)."""
     plan = outcome.plan if outcome is not None else None
-    here = ([(plan.latency.p95_ms, plan.costs.monthly_usd)]
-            if plan is not None and plan.latency and plan.costs else [])
-    slo = plan.latency.slo_ms if plan is not None and plan.latency else 0
-    budget = plan.budget_usd if plan is not None else 0
-    return (hv.Points(here, ["latency_ms", "monthly_usd"]).opts(color="red", marker="star", size=18)
-            * hv.VLine(slo).opts(color="red", line_dash="dashed")
-            * hv.HLine(budget).opts(color="green", line_dash="dashed"))
+    here = plan is not None and plan.latency is not None and plan.costs is not None
+    return {"star": {"latency_ms": [plan.latency.p95_ms] if here else [],
+                     "monthly_usd": [plan.costs.monthly_usd] if here else []},
+            "slo": plan.latency.slo_ms if plan is not None and plan.latency else None,
+            "budget": plan.budget_usd if plan is not None else None}
+
+
+# -- the figures ---------------------------------------------------------------------------------
+
+class PlanCharts:
+    """The page's five charts, each a Bokeh figure over sources that `show_*` refills in place."""
+
+    def __init__(self):
+        common = dict(toolbar_location="right", tools="save")  # few tools: each is models to send
+        # dataflow: source → pieces → sink
+        self.nodes = ColumnDataSource(dataflow_data()["nodes"])
+        self.edges = ColumnDataSource(dataflow_data()["edges"])
+        self.dataflow = figure(title="dataflow: where each piece runs", width=500, height=320, toolbar_location=None,
+                               tools="", x_range=Range1d(-0.4, 1.4), y_range=Range1d(-0.6, 0.6))
+        self.dataflow.segment("x0", "y0", "x1", "y1", source=self.edges, color="#999", line_width=2)
+        dots = self.dataflow.scatter("x", "y", source=self.nodes, size=34, color="colour", line_color="white",
+                                     legend_field="where")
+        self.dataflow.add_tools(HoverTool(renderers=[dots], tooltips=[("piece", "@node"), ("where", "@where"),
+                                                                      ("p95 ms", "@p95_ms{0.0}")]))
+        self.dataflow.add_layout(LabelSet(x="x", y="y", text="node", source=self.nodes, text_font_size="9pt",
+                                          y_offset=-30, text_align="center"))
+        self.dataflow.add_layout(LabelSet(x="x", y="y", text="text", source=self.edges, text_font_size="8pt",
+                                          text_color="#555", text_align="center"))
+        self.dataflow.legend.location = "bottom_left"
+        self._bare(self.dataflow)
+        # latency: per path, stacked parts against the SLO
+        self.parts = ColumnDataSource(latency_data()["bars"])
+        self.latency = figure(title="latency per path against the SLO (dashed)", height=300,
+                              sizing_mode="stretch_width", x_range=FactorRange("no plan"), y_range=Range1d(0, 1),
+                              y_axis_label="ms (p95 parts)", **common)
+        bars = self.latency.vbar(x="path", bottom="bottom", top="top", width=0.6, source=self.parts, color="colour",
+                                 line_color="white", legend_field="part")
+        self.latency.add_tools(HoverTool(renderers=[bars], tooltips=[("part", "@part"), ("ms", "@ms{0.0}")]))
+        self.latency_slo = Span(location=0, dimension="width", line_color="red", line_dash="dashed", line_width=2)
+        self.latency.add_layout(self.latency_slo)
+        self.latency.legend.location = "top_left"
+        self.latency.legend.label_text_font_size = "8pt"
+        # money: cost by item, and the same placement at each pricing model
+        self.items = ColumnDataSource(cost_data()["bars"])
+        self.costs = figure(title="monthly cost by item", height=260, sizing_mode="stretch_width",
+                            x_range=FactorRange("no plan"), y_range=Range1d(0, 1), y_axis_label="$/month", **common)
+        r = self.costs.vbar(x="item", top="usd", width=0.7, source=self.items, color="#4c78a8")
+        self.costs.add_tools(HoverTool(renderers=[r], tooltips=[("item", "@item"), ("$/month", "@usd{0,0.00}")]))
+        self.models = ColumnDataSource(pricing_data()["bars"])
+        self.pricing = figure(title="the same placement at each pricing model", height=260,
+                              sizing_mode="stretch_width", x_range=FactorRange("no plan"), y_range=Range1d(0, 1),
+                              y_axis_label="$/month", **common)
+        r = self.pricing.vbar(x="model", top="usd", width=0.7, source=self.models, color="colour",
+                              legend_field="chosen")
+        self.pricing.add_tools(HoverTool(renderers=[r], tooltips=[("pricing", "@model"), ("$/month", "@usd{0,0.00}")]))
+        self.pricing.legend.location = "top_right"
+        # the frontier: points to click, the solved plan, its SLO and budget
+        self.points = ColumnDataSource(frontier_data())
+        self.star = ColumnDataSource(marks_data()["star"])
+        self.frontier = figure(title=self.frontier_title(),
+                               height=320, sizing_mode="stretch_width", x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+                               x_axis_label="p95 ms", y_axis_label="$/month",
+                               tools="tap,box_zoom,reset,save", toolbar_location="right")
+        dots = self.frontier.scatter("latency_ms", "monthly_usd", source=self.points, size=12, color="#4c78a8",
+                                     selection_color="#f58518", nonselection_alpha=0.5, name=FRONTIER_RENDERER)
+        self.frontier.add_tools(HoverTool(renderers=[dots], tooltips=[
+            ("placement", "@placement"), ("$/month", "@monthly_usd{0,0.00}"), ("p95 ms", "@latency_label")]))
+        self.frontier.scatter("latency_ms", "monthly_usd", source=self.star, marker="star", size=18, color="red")
+        self.frontier_slo = Span(location=0, dimension="height", line_color="red", line_dash="dashed", line_width=2)
+        self.budget = Span(location=0, dimension="width", line_color="green", line_dash="dashed", line_width=2)
+        self.frontier.add_layout(self.frontier_slo)
+        self.frontier.add_layout(self.budget)
+        self._marks = marks_data()
+
+    @staticmethod
+    def frontier_title(note: str = "") -> str:
+        return f"cost–latency frontier: {note}" if note else \
+            "cost–latency frontier (click a point; red dashed: SLO, green: budget)"
+
+    @staticmethod
+    def _bare(fig) -> None:
+        fig.xaxis.visible = fig.yaxis.visible = False
+        fig.xgrid.visible = fig.ygrid.visible = False
+        fig.outline_line_color = None
+
+    def show_plan(self, plan) -> None:
+        """Every chart of one plan (the frontier's marks follow the solve: `show_marks`)."""
+        d = dataflow_data(plan)
+        self.nodes.data, self.edges.data = d["nodes"], d["edges"]
+        self.dataflow.x_range.update(start=d["x_range"][0], end=d["x_range"][1])
+        self.dataflow.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        d = latency_data(plan)
+        self.latency.x_range.factors = d["paths"]
+        self.parts.data = d["bars"]
+        self.latency.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        self.latency_slo.location = d["slo"]
+        self.latency.title.text = f"latency per path against the SLO ({d['slo']:g} ms, dashed)"
+        d = cost_data(plan)
+        self.costs.x_range.factors = d["items"]
+        self.items.data = d["bars"]
+        self.costs.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        d = pricing_data(plan)
+        self.pricing.x_range.factors = d["models"]
+        self.models.data = d["bars"]
+        self.pricing.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+
+    def show_frontier(self, frontier) -> None:
+        self.points.selected.indices = []
+        self.points.data = frontier_data(frontier)
+        self._frontier_ranges()
+
+    def show_marks(self, outcome) -> None:
+        self._marks = marks_data(outcome)
+        self.star.data = self._marks["star"]
+        self.frontier_slo.location = self._marks["slo"] or 0
+        self.budget.location = self._marks["budget"] or 0
+        self._frontier_ranges()
+
+    def _frontier_ranges(self) -> None:
+        """Axes that hold every point, the star and both lines (a Span does not widen a range)."""
+        m = self._marks
+        xs = list(self.points.data["latency_ms"]) + m["star"]["latency_ms"] + [m["slo"]]
+        ys = list(self.points.data["monthly_usd"]) + m["star"]["monthly_usd"] + [m["budget"]]
+        x, y = _span(xs, floor=0.0), _span(ys, floor=0.0)
+        self.frontier.x_range.update(start=x[0], end=x[1])
+        self.frontier.y_range.update(start=y[0], end=y[1])

@@ -7,54 +7,78 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
 import io
 import os
+import threading
+from collections import deque
 from pathlib import Path
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import Div
 
 from placement import rows
-from placement.app_charts import (
-    BADGE_COLOURS,
-    badge,
-    cost_chart,
-    dataflow_chart,
-    frontier_marks,
-    frontier_points,
-    headline_text,
-    latency_chart,
-    pricing_chart,
-    usd,
-)
+from placement.app_charts import BADGE_COLOURS, PlanCharts, badge, headline_html, usd
 from placement.app_state import AppState
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
-hv.extension("bokeh", logo=False)
-# Canvas, not WebGL: a few dozen glyphs per chart draw faster on a 2-D canvas, and a browser
-# without a GPU (headless, remote desktops) emulates WebGL slowly in software.
-hv.renderer("bokeh").webgl = False
 
-def on_event_loop(doc, delay_ms: int = 0):
-    """Run a callback on the session's event loop, holding its document lock: the worker's
-    results change widgets and plots only there (HoloViews plots are not thread-safe)."""
-    from panel.io.state import set_curdoc
+class EventLoop:
+    """Runs callbacks on a session's event loop, holding its document lock: the worker's results
+    change widgets and plots only there (Bokeh models are not thread-safe).
 
-    def publish(fn) -> None:
-        def run() -> None:
-            with set_curdoc(doc):
-                fn()
+    Nothing runs before the browser has the page (`pn.state.onload`): until then callbacks queue
+    up, in order. A model added to the page in the moment between the browser pulling the
+    document and Panel counting the session as connected never reached the browser (the
+    frontier's table, filled when the frontier came early: its selection later arrived in the
+    browser as a "reference … isn't known" console error).
 
+    One callback per turn of the loop: Panel writes a callback's changes to the browser on the
+    next turn, so the headline's patch leaves before the tables and charts are even built."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self._lock = threading.Lock()
+        self._queue: deque = deque()
+        self._loaded = False
+        self._pumping = False  # a turn is scheduled
+        pn.state.onload(self._on_load)
+
+    def _on_load(self) -> None:
+        with self._lock:
+            self._loaded = True
+        self._kick()
+
+    def __call__(self, fn) -> None:
+        with self._lock:
+            self._queue.append(fn)
+        self._kick()
+
+    def _kick(self) -> None:
+        with self._lock:
+            if self._pumping or not self._loaded or not self._queue:
+                return
+            self._pumping = True
         with contextlib.suppress(Exception):  # the session is gone: nobody to show it to
-            if delay_ms:
-                doc.add_timeout_callback(run, delay_ms)
-            else:
-                doc.add_next_tick_callback(run)
+            self.doc.add_next_tick_callback(self._turn)
 
-    return publish
+    def _turn(self) -> None:
+        from panel.io.state import set_curdoc
+
+        with self._lock:
+            fn = self._queue.popleft() if self._queue else None
+        try:
+            if fn is not None:
+                with set_curdoc(self.doc):
+                    fn()
+        finally:
+            with self._lock:
+                self._pumping = False
+            self._kick()
 
 
 PLACEMENT_COLUMNS = ["piece", "where", "replicas", "runtime", "batch", "p95 ms", "compute ms", "wait ms",
@@ -69,10 +93,6 @@ class PlacementApp(pn.viewable.Viewer):
     """The whole decision on one page over one `AppState`."""
 
     state = param.ClassSelector(class_=AppState)
-    # What the charts show: the state's plan and outcome, a tick later, so that the headline and
-    # the table reach the browser before the charts are recomputed.
-    chart_plan = param.Parameter(default=None)
-    chart_outcome = param.Parameter(default=None)
 
     def __init__(self, state: AppState | None = None, **params):
         super().__init__(state=state or AppState(), **params)
@@ -80,40 +100,39 @@ class PlacementApp(pn.viewable.Viewer):
         doc = pn.state.curdoc
         served = doc is not None and doc.session_context is not None
         if served:
-            s.publish = on_event_loop(doc)
-        # charts a moment after the headline: the loop sends the headline before it draws them
-        self._later = on_event_loop(doc, delay_ms=40) if served else (lambda fn: fn())
-        self.headline = pn.pane.Markdown("Loading…", css_classes=["headline"], name="headline",
-                                         styles={"font-size": "1.15em"})
-        self.busy = pn.indicators.LoadingSpinner(value=False, size=22, name="")
-        self.activity = pn.pane.Str("", styles={"color": "#666"})
+            s.publish = self._later = EventLoop(doc)
+        else:  # tables and charts on a later turn of the loop: the headline's patch leaves first
+            self._later = lambda fn: fn()
+        self._shown = None  # the plan whose placement the page shows
+        # The headline and the status line are Bokeh Divs: a new text is a string patch. A Panel
+        # pane re-sends its style sheets with every update, and Bokeh then re-walks the whole
+        # document for new models (0.1-0.4 s of the loop per update on two loaded cores).
+        self._headline = Div(text="Loading…", css_classes=["headline"], styles={"font-size": "1.15em"},
+                             sizing_mode="stretch_width")
+        self.headline = pn.pane.Bokeh(self._headline, sizing_mode="stretch_width")
+        self._status = Div(text="", styles={"color": "#666", "font-family": "monospace", "font-size": "0.85em"})
+        self.status = pn.pane.Bokeh(self._status)
         self.progress = pn.Column(visible=False)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["app-error"])
         self.notes = pn.pane.Alert("", alert_type="info", visible=False)
-        # Each chart is a DynamicMap over the state's params: a new plan updates the plots' data
-        # in place (small patches), instead of sending whole new figures to the browser.
-        def over(fn, source, name):  # framewise: every new plan rescales its axes
-            return hv.DynamicMap(lambda **kw: fn(kw[name]),
-                                 streams=[hv.streams.Params(source, [name])]).opts(framewise=True)
-
-        # the dataflow picture is redrawn whole: its node layout changes with the plan
-        self.graph = pn.pane.HoloViews(dataflow_chart(None), width=510, height=330, sizing_mode="fixed")
+        # Bokeh figures built once; a new plan refills their data sources (small patches)
+        self.charts = PlanCharts()
+        self.graph = pn.pane.Bokeh(self.charts.dataflow, width=510, height=330, sizing_mode="fixed")
         # A table enters the page with its first rows (its slot is empty until then): new columns
         # reach a browser's Tabulator as setColumns, which throws when it has not yet built the
         # table (seen in CI on a loaded machine). Fixed columns keep later updates to rows only.
+        # (badges are HTML cells: a pandas Styler re-rendered on every plan cost 0.3-0.7 s of the loop)
         self.placement_table = pn.widgets.Tabulator(pd.DataFrame(columns=PLACEMENT_COLUMNS), disabled=True, show_index=False,
-                                                    layout="fit_data_table", css_classes=["placement-table"])
-        self.latency = pn.pane.HoloViews(over(latency_chart, self, "chart_plan"), sizing_mode="stretch_width", min_height=300)
-        self.costs = pn.pane.HoloViews(over(cost_chart, self, "chart_plan"), sizing_mode="stretch_width")
-        self.pricing = pn.pane.HoloViews(over(pricing_chart, self, "chart_plan"), sizing_mode="stretch_width")
-        points = over(frontier_points, s, "frontier")
-        self._selection = hv.streams.Selection1D(source=points)
-        self._selection.add_subscriber(self._frontier_clicked)
-        chart = (points * over(frontier_marks, self, "chart_outcome")).opts(
-            title="cost–latency frontier (click a point; red dashed: SLO, green: budget)", height=320,
-            responsive=True, framewise=True)
-        self.frontier = pn.pane.HoloViews(chart, sizing_mode="stretch_width", min_height=320,
-                                          css_classes=["frontier"])
+                                                    layout="fit_data_table", css_classes=["placement-table"],
+                                                    formatters={"latency from": {"type": "html"}})
+        self.latency = pn.pane.Bokeh(self.charts.latency, sizing_mode="stretch_width", min_height=300)
+        self.costs = pn.pane.Bokeh(self.charts.costs, sizing_mode="stretch_width")
+        self.pricing = pn.pane.Bokeh(self.charts.pricing, sizing_mode="stretch_width")
+        self._selecting = False  # the page itself moving the frontier's selection
+        self.charts.points.selected.on_change("indices", self._frontier_clicked)
+        # (a Bokeh pane renders the figure itself: the class that tests find it by is on a Column)
+        self.frontier = pn.Column(pn.pane.Bokeh(self.charts.frontier, sizing_mode="stretch_width", min_height=320),
+                                  css_classes=["frontier"], sizing_mode="stretch_width", margin=0)
         self.frontier_table = pn.widgets.Tabulator(pd.DataFrame(columns=FRONTIER_COLUMNS), disabled=True, show_index=False,
                                                    layout="fit_data_table", height=220)
         self.baselines = pn.widgets.Tabulator(pd.DataFrame(columns=BASELINE_COLUMNS), disabled=True, show_index=False,
@@ -124,19 +143,16 @@ class PlacementApp(pn.viewable.Viewer):
                                            pagination="remote", page_size=15, layout="fit_data_table")
         self.profiles = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, header_filters=True,
                                              pagination="remote", page_size=15, layout="fit_data_table")
-        self.placement_table.style.map(  # once: Panel re-applies a Styler's steps to every new value
-            lambda v: f"background-color: {BADGE_COLOURS.get(v, '#f8d7da' if str(v).startswith('estimated') else '')}",
-            subset=["latency from"])
         self._table_slots = {t: pn.Column(sizing_mode="stretch_width", margin=0)
-                             for t in (self.placement_table, self.frontier_table, self.baselines)}
+                             for t in (self.placement_table, self.frontier_table, self.baselines, self.offers,
+                                       self.profiles)}
         self.rtt_box = pn.Column()
         self.discount_box = pn.Column()
         self.tune_box = pn.Column()
         s.param.watch(self._show_plan, ["plan"])
-        s.param.watch(self._later_charts, ["plan", "outcome"])
-        # the frontier chart is rebuilt for a new solve or frontier, not for a clicked point (a
-        # rebuilt plot would drop the selection the click just made)
+        s.param.watch(self._show_marks, ["outcome"])
         s.param.watch(self._show_frontier, ["frontier"])
+        s.param.watch(self._show_frontier_note, ["frontier_note"])
         s.param.watch(self._show_frontier_choice, ["frontier_index"])
         self.frontier_table.on_click(lambda e: s.select_frontier(e.row))
         s.param.watch(self._show_busy, ["busy", "activity"])
@@ -222,13 +238,29 @@ class PlacementApp(pn.viewable.Viewer):
     # -- what the page shows --------------------------------------------------------------------
 
     def _show_plan(self, *events) -> None:
+        """The headline at once; the tables and charts on the loop's next turns. The analysed
+        copy of a plan shown (the same placement, with baselines) updates the baselines only."""
         plan = self.state.plan
         if plan is None:
             return
-        self.headline.object = headline_text(plan)
+        if self._shown is not None and _same_placement(self._shown, plan):
+            self._shown = plan
+            self._later(lambda: self._show_analysis(plan))
+            return
+        self._shown = plan
+        self._headline.text = headline_html(plan)
+        self._later(lambda: self._show_placement(plan))
+
+    def _current(self, plan) -> bool:
+        """Still the placement shown (or its analysed copy): a newer one skips what is queued."""
+        return self._shown is plan or (self._shown is not None and _same_placement(self._shown, plan))
+
+    def _show_placement(self, plan) -> None:
+        if not self._current(plan):
+            return
         table = pd.DataFrame(rows.plan_rows(plan))
         if not table.empty:
-            table["latency from"] = [badge(r) for r in rows.plan_rows(plan)]
+            table["latency from"] = [badge_html(badge(r)) for r in rows.plan_rows(plan)]
             table["$/month"] = [usd(r["monthly_usd"]) if r["monthly_usd"] is not None else r["cost_note"]
                                 for r in rows.plan_rows(plan)]
             table = table.rename(columns={"p95_ms": "p95 ms", "compute_ms": "compute ms", "wait_ms": "wait ms"})
@@ -236,6 +268,16 @@ class PlacementApp(pn.viewable.Viewer):
         else:
             table = pd.DataFrame(columns=PLACEMENT_COLUMNS)
         self._fill(self.placement_table, table)
+        self._later(lambda: self._show_charts(plan))
+
+    def _show_charts(self, plan) -> None:
+        if self._current(plan):
+            self.charts.show_plan(plan)
+            self._show_analysis(self._shown)
+
+    def _show_analysis(self, plan) -> None:
+        if plan is not self._shown:
+            return
         base = rows.baseline_rows(plan)
         self._fill(self.baselines, pd.DataFrame(base, columns=BASELINE_COLUMNS).round(2))
         saved = [b for b in base if not b["this_plan"] and b["feasible"] and b["monthly_usd"]]
@@ -255,13 +297,9 @@ class PlacementApp(pn.viewable.Viewer):
         if not slot.objects:
             slot.objects = [table]
 
-    def _later_charts(self, *events) -> None:
-        plan, outcome = self.state.plan, self.state.outcome
-        def draw() -> None:
-            self.param.update(chart_plan=plan, chart_outcome=outcome)
-            self.graph.object = dataflow_chart(plan)
-
-        self._later(draw)
+    def _show_marks(self, *events) -> None:
+        outcome = self.state.outcome
+        self._later(lambda: self.charts.show_marks(outcome) if outcome is self.state.outcome else None)
 
     def _show_explanation(self, plan) -> None:
         e = plan.explanation
@@ -280,20 +318,39 @@ class PlacementApp(pn.viewable.Viewer):
 
     def _show_frontier(self, *events) -> None:
         s = self.state
-        table = pd.DataFrame(rows.frontier_rows(s.frontier) if s.frontier else [])
+        frontier = s.frontier
+        self._selecting = True
+        try:
+            self.charts.show_frontier(frontier)
+        finally:
+            self._selecting = False
+        table = pd.DataFrame(rows.frontier_rows(frontier) if frontier else [])
         self._fill(self.frontier_table, table.reindex(columns=FRONTIER_COLUMNS).round(2))
+
+    def _show_frontier_note(self, *events) -> None:
+        self.charts.frontier.title.text = self.charts.frontier_title(self.state.frontier_note)
 
     def _show_frontier_choice(self, *events) -> None:
         i = self.state.frontier_index
         self.frontier_table.selection = [] if i is None else [i]
+        self._selecting = True
+        try:
+            self.charts.points.selected.indices = [] if i is None else [i]
+        finally:
+            self._selecting = False
 
-    def _frontier_clicked(self, index=None, **_kw) -> None:
-        self.state.select_frontier(index[0] if index else None)
+    def _frontier_clicked(self, _attr, _old, new) -> None:
+        """A click on the frontier chart (Bokeh's selection of its points), handled on the
+        loop's next turn, as Panel handles its own widgets' events: models changed while Bokeh
+        applies the browser's patch (a table's new selection) reached the browser as references
+        it never received ("reference … isn't known", seen in the console test)."""
+        if not self._selecting:
+            index = new[0] if new else None
+            self._later(lambda: self.state.select_frontier(index))
 
     def _show_busy(self, *events) -> None:
         s = self.state
-        self.busy.value = s.busy
-        self.activity.object = s.activity if s.busy else f"source: {s.source}"
+        self._status.text = html.escape(f"⟳ {s.activity or 'working'}…" if s.busy else f"source: {s.source}")
 
     def _show_progress(self, *events) -> None:
         p = self.state.progress
@@ -329,9 +386,9 @@ class PlacementApp(pn.viewable.Viewer):
             cols = ["offer", "tier", "provider", "region", "instance_type", "hardware", "vcpus", "memory_gib",
                     "accelerator", "hourly_usd", "spot_hourly_usd", "reserved_1y_hourly_usd",
                     "reserved_3y_hourly_usd", "unit_usd", "power_w", "price_source", "price_date"]
-            self.offers.value = s.offers[[c for c in cols if c in s.offers]].reset_index(drop=True)
+            self._fill(self.offers, s.offers[[c for c in cols if c in s.offers]].reset_index(drop=True))
         if s.profiles is not None:
-            self.profiles.value = s.profiles.reset_index(drop=True).round(3)
+            self._fill(self.profiles, s.profiles.reset_index(drop=True).round(3))
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -349,7 +406,19 @@ class PlacementApp(pn.viewable.Viewer):
                                     label="profiles.csv"),
             pn.widgets.FileDownload(callback=text(s.report_html), filename="report.html",
                                     label="procurement report", css_classes=["download-report"]),
+            pn.widgets.FileDownload(callback=self._bundle, filename="bundle.zip", label="deployer bundle (zip)",
+                                    css_classes=["download-bundle"]),
             sizing_mode="stretch_width")
+
+    async def _bundle(self):
+        """The bundle is exported off the event loop (TVM pieces compile: the page goes on)."""
+        s = self.state
+        s.notice = "building the deployer bundle of the plan shown…"
+        data = await asyncio.to_thread(s.bundle_download)
+        if data is None:
+            return None
+        s.notice = f"deployer bundle: {len(data) / 2**20:.1f} MiB (placement export writes the same folder)"
+        return io.BytesIO(data)
 
     def _show_tuning(self, *events) -> None:
         s = self.state
@@ -390,7 +459,7 @@ class PlacementApp(pn.viewable.Viewer):
         refresh.on_click(lambda _e: s.refresh_prices())
         card = dict(sizing_mode="stretch_width", margin=(5, 5))
         return pn.Column(
-            pn.Row(self.busy, self.activity),
+            self.status,
             self.alert, self.notes, self.progress,
             self.headline,
             self._downloads(),
@@ -400,10 +469,15 @@ class PlacementApp(pn.viewable.Viewer):
                     title="Placement (every latency badged with where it comes from)", **card),
             pn.Row(pn.Card(self.frontier, title="Cost–latency frontier", **card),
                    pn.Card(self.latency, title="Latency", **card)),
+            # not in the dynamic Tabs below: a slot there had two models, and its table joined
+            # the one not shown when the frontier came late
+            pn.Card(self._table_slots[self.frontier_table], title="Frontier points (click a row to show its plan)",
+                    **card),
             pn.Row(pn.Card(self.costs, title="Money", **card), pn.Card(self.pricing, title="Pricing models", **card)),
             pn.Card(pn.Column(self.savings, self._table_slots[self.baselines]), title="Baselines", **card),
-            pn.Tabs(("Frontier points", self._table_slots[self.frontier_table]), ("Offers", pn.Column(refresh, self.offers)),
-                    ("Profiles", self.profiles), ("Tuning", self.tune_box), dynamic=True),
+            # dynamic: a tab is built when it is opened (the offer table is a few hundred models)
+            pn.Tabs(("Tuning", self.tune_box), ("Offers", pn.Column(refresh, self._table_slots[self.offers])),
+                    ("Profiles", self._table_slots[self.profiles]), dynamic=True),
         )
 
     def template(self):
@@ -412,6 +486,19 @@ class PlacementApp(pn.viewable.Viewer):
         return pn.template.BootstrapTemplate(
             title="placement-optimizer: where each model runs", sidebar=[self._sidebar()], main=[self.main()],
             sidebar_width=330, header_background="#4c78a8")
+
+
+def badge_html(label: str) -> str:
+    colour = BADGE_COLOURS.get(label, "#f8d7da" if label.startswith("estimated") else "#eee")
+    return f'<span style="background-color:{colour};padding:1px 6px;border-radius:3px">{html.escape(label)}</span>'
+
+
+def _same_placement(a, b) -> bool:
+    """The same plan but for its analysis (baselines, slack, explanation): all the headline,
+    the table and the charts show is equal."""
+    return (a.placements == b.placements and a.routes == b.routes and a.costs == b.costs
+            and a.latency == b.latency and a.status == b.status and a.solver == b.solver
+            and a.budget_usd == b.budget_usd and a.provenance == b.provenance)
 
 
 def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=None, **limits) -> PlacementApp:

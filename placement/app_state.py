@@ -2,9 +2,12 @@
 
 Inputs are params (the SLO, budget, load, network, prices, candidates); results are params (the
 outcome of the last plan, the plan shown, the frontier, the offers and profiles, progress, the
-last error). Every input change schedules a re-plan after a short debounce; all Workspace work runs
-on one background worker thread, newest request wins, so a caller (the Panel page, a test) never
-blocks. Long jobs (cold profiling, tuning, refreshing prices) report progress through params.
+last error). Every input change schedules a re-plan after a short debounce. Workspace work runs on
+two background threads, newest request wins, so a caller (the Panel page, a test) never blocks: the
+planner solves the plan (what the headline and the placement need, ~0.1 s) and publishes it; the
+analyst then adds its baselines (or the explanation) and the frontier, which take seconds, so a
+new change never waits behind them. Long jobs (cold profiling, tuning, refreshing prices) report
+progress through params.
 
 Nothing here imports Panel: `app.py` / `placement.app_layout` only lay these params out, and the
 logic tests drive this class directly (`state.wait_idle()` waits for the worker).
@@ -22,14 +25,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
 import param
 from pydantic import ValidationError
 
 from placement import api
+from placement.app_downloads import Downloads
+from placement.app_inputs import SpecInputs
 from placement.app_tuning import TuningJobs
 from placement.app_uploads import save_upload
-from placement.spec import CloudCandidate
 from profiles.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ def nice_up(x: float, step: float) -> float:
     return math.ceil(x / step + 1e-9) * step
 
 
-class AppState(TuningJobs, param.Parameterized):
+class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
     """One user's session: the spec being planned, what they moved, and what came out."""
 
     # -- where the spec comes from ------------------------------------------------------------
@@ -87,6 +90,7 @@ class AppState(TuningJobs, param.Parameterized):
     plan = param.Parameter(default=None, doc="the plan every view shows: the solve's or a frontier point's")
     frontier = param.List(default=[], doc="Pareto plans, cheapest first")
     frontier_index = param.Integer(default=None, allow_None=True, doc="the frontier point shown")
+    frontier_note = param.String(default="", doc="why no frontier is shown: being computed, or none within the budget")
     offers = param.DataFrame(default=None, allow_None=True)
     profiles = param.DataFrame(default=None, allow_None=True)
     busy = param.Boolean(default=False)
@@ -101,7 +105,7 @@ class AppState(TuningJobs, param.Parameterized):
     # -- limits -------------------------------------------------------------------------------
     max_file_mb = param.Number(default=200.0, bounds=(0, None), doc="upload cap per file")
     max_total_mb = param.Number(default=500.0, bounds=(0, None), doc="upload cap in total")
-    debounce_s = param.Number(default=0.15, bounds=(0, None))
+    debounce_s = param.Number(default=0.1, bounds=(0, None))
     frontier_points = param.Integer(default=12, bounds=(2, 50))
 
     INPUTS = ("slo_ms", "percentile", "min_site_share", "budget_usd", "sites", "rate_per_site_rps",
@@ -121,6 +125,7 @@ class AppState(TuningJobs, param.Parameterized):
         # and plots are only ever touched there.
         self.publish = lambda fn: fn()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement-app")
+        self._analyst = ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement-app-analysis")
         self._lock = threading.Lock()
         self._generation = 0
         self._timer: threading.Timer | None = None
@@ -130,7 +135,8 @@ class AppState(TuningJobs, param.Parameterized):
         self._quiet = False  # inputs being set from a spec: no re-plan per field
         self._baseline: dict = {}
         self._planned: api.Overrides | None = None  # what the last re-plan planned
-        self._frontier_key = None
+        self._frontier_for = None  # (workspace, overrides but the SLO) of the frontier shown
+        self._frontier_generation = -1
         self._upload_root = Path(tempfile.mkdtemp(prefix="placement-app-"))
         self._uploads = 0
         self._tune_thread: threading.Thread | None = None
@@ -142,12 +148,17 @@ class AppState(TuningJobs, param.Parameterized):
 
     # -- the worker ---------------------------------------------------------------------------
 
-    def _submit(self, fn, *args) -> None:
-        with self._lock:
-            self._pending += 1
-            self._idle.clear()
-        self._set(busy=True)
-        self._executor.submit(self._run, fn, *args)
+    def _submit(self, fn, *args, pool: ThreadPoolExecutor | None = None, counted: bool = False) -> None:
+        """Run `fn` on the planner's thread (or `pool`); `counted`: already in `_pending`."""
+        if not counted:
+            with self._lock:
+                self._pending += 1
+                self._idle.clear()
+            self._set(busy=True)
+        try:
+            (pool or self._executor).submit(self._run, fn, *args)
+        except RuntimeError:  # the session closed meanwhile
+            self._done()
 
     def _run(self, fn, *args) -> None:
         try:
@@ -161,12 +172,15 @@ class AppState(TuningJobs, param.Parameterized):
             log.exception("app worker")
             self._fail(f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            with self._lock:
-                self._pending -= 1
-                done = self._pending == 0 and self._timer is None
-            if done:
-                self._set(busy=False, activity="")
-                self._idle.set()
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            done = self._pending == 0 and self._timer is None
+        if done:
+            self._set(busy=False, activity="")
+            self._idle.set()
 
     def _fail(self, message: str) -> None:
         # an uploaded file is named as the user named it, not by this session's temporary folder
@@ -188,6 +202,7 @@ class AppState(TuningJobs, param.Parameterized):
             self._timer.cancel()
         self.cancel_tuning()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._analyst.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self._upload_root, ignore_errors=True)
 
     # -- loading a spec -----------------------------------------------------------------------
@@ -234,13 +249,13 @@ class AppState(TuningJobs, param.Parameterized):
         if ws.profiles_table is None:
             self._profile(ws)
         self.workspace = ws
-        self._frontier_key = None
+        self._set(frontier=[], frontier_index=None, frontier_note="computing the frontier…")
+        # the plan first (the spec as it stands): the page shows it before it fills the inputs
+        self._replan_job(self._generation, api.Overrides())
         self._set_inputs_from(ws)
-        self._set(source=label, profiles=ws.profiles, offers=ws.offers(team_prices=True),
-                  frontier=[], frontier_index=None)
+        self._set(source=label, profiles=ws.profiles, offers=ws.offers(team_prices=True))
         for w in ws.warnings:
             self._set(notice=w)
-        self._replan_job(self._generation, api.Overrides())  # the spec as it stands
 
     def _profile(self, ws: api.Workspace) -> None:
         self._set(activity="profiling", progress={})
@@ -259,112 +274,6 @@ class AppState(TuningJobs, param.Parameterized):
         self._set(progress=dict(progress))
         for problem in getattr(report, "problems", ()) or ():
             self._set(notice=str(problem))
-
-    def _set_inputs_from(self, ws: api.Workspace) -> None:
-        spec = ws.spec
-        offers = ws.offers_table
-        edge = offers[offers["tier"] == "edge"]
-        cloud = offers[offers["tier"] == "cloud"]
-        providers = [c.provider for c in spec.hardware.cloud]
-        regions = sorted({r for c in spec.hardware.cloud for r in c.regions})
-        types = sorted(self._types_of(spec.hardware.cloud, cloud))
-        objects = {"edge_devices": sorted(set(edge["instance_type"]) | set(spec.hardware.edge)),
-                   "providers": sorted(set(cloud["provider"])), "regions": sorted(set(cloud["region"])),
-                   "instance_types": self._type_objects(providers, regions, cloud, types)}
-        values = dict(
-            slo_ms=spec.slo.latency_ms, percentile=spec.slo.percentile,
-            min_site_share=spec.slo.min_site_share, budget_usd=spec.monthly_budget_usd,
-            sites=spec.load.sites, rate_per_site_rps=spec.load.rate_per_site_rps,
-            uplink_mbps=spec.network.uplink_mbps, downlink_mbps=spec.network.downlink_mbps,
-            rtt_ms=dict(spec.network.rtt_ms), pricing_model=spec.hardware.pricing_model,
-            discount_percent={p: float(spec.hardware.discount_percent.get(p, 0.0))
-                              for p in sorted(set(cloud["provider"]))},
-            objective="cost", estimated_latency=spec.solver.estimated_latency,
-            edge_devices=list(spec.hardware.edge), providers=providers, regions=regions,
-            instance_types=types)
-        self._baseline = {name: values[name] for name in self.INPUTS}
-
-        def show() -> None:
-            self._quiet = True
-            try:
-                for name, found in objects.items():
-                    self.param[name].objects = found
-                self.param.update(**values)
-            finally:
-                self._quiet = False
-
-        self.publish(show)
-
-    @staticmethod
-    def _types_of(candidates, cloud: pd.DataFrame) -> set[str]:
-        types: set[str] = set()
-        for c in candidates:
-            if c.instance_types is not None:
-                types |= set(c.instance_types)
-            else:
-                rows = cloud[(cloud["provider"] == c.provider) & cloud["region"].isin(c.regions)]
-                types |= set(rows["instance_type"])
-        return types
-
-    @staticmethod
-    def _type_objects(providers, regions, cloud: pd.DataFrame, keep=()) -> list[str]:
-        rows = cloud[cloud["provider"].isin(providers) & cloud["region"].isin(regions)]
-        return sorted(set(rows["instance_type"]) | set(keep))
-
-    def _cloud_scope_changed(self, *events) -> None:
-        if self._quiet or self.workspace is None:
-            return
-        cloud = self.workspace.offers_table
-        cloud = cloud[cloud["tier"] == "cloud"]
-        objects = self._type_objects(self.providers, self.regions, cloud)
-        self.param.instance_types.objects = objects
-        kept = [t for t in self.instance_types if t in objects]
-        if kept != list(self.instance_types):
-            self.instance_types = kept
-
-    def _value(self, name):
-        value = getattr(self, name)
-        return list(value) if isinstance(value, list) else (dict(value) if isinstance(value, dict) else value)
-
-    # -- what-ifs -----------------------------------------------------------------------------
-
-    def overrides(self) -> api.Overrides:
-        """The inputs that differ from the spec, as the Workspace's `Overrides`."""
-        changed = {name for name in self.INPUTS if self._value(name) != self._baseline.get(name)}
-        kw: dict = {}
-        simple = ("slo_ms", "percentile", "min_site_share", "budget_usd", "sites", "rate_per_site_rps",
-                  "uplink_mbps", "downlink_mbps", "pricing_model", "estimated_latency")
-        for name in simple:
-            if name in changed:
-                kw[name] = getattr(self, name)
-        if "rtt_ms" in changed:
-            kw["rtt_ms"] = dict(self.rtt_ms)
-        if "discount_percent" in changed:
-            kw["discount_percent"] = {p: float(v) for p, v in self.discount_percent.items()}
-        if "edge_devices" in changed:
-            kw["edge_devices"] = list(self.edge_devices)
-        if changed & {"providers", "regions", "instance_types"}:
-            kw["cloud"] = self._cloud_candidates()
-        if self.objective != "cost":
-            kw["objective"] = self.objective
-        return api.Overrides(**kw)
-
-    def _cloud_candidates(self) -> list[CloudCandidate]:
-        ws = self.workspace
-        cloud = ws.offers_table[ws.offers_table["tier"] == "cloud"]
-        spec_by_provider = {c.provider: c for c in ws.spec.hardware.cloud}
-        out = []
-        for provider in self.providers:
-            mine = cloud[cloud["provider"] == provider]
-            regions = [r for r in self.regions if r in set(mine["region"])]
-            types = [t for t in self.instance_types if t in set(mine[mine["region"].isin(regions)]["instance_type"])]
-            if not regions or not types:
-                continue
-            was = spec_by_provider.get(provider)
-            out.append(CloudCandidate(provider=provider, regions=regions, instance_types=types,
-                                      gpu=was.gpu if was else None,
-                                      max_hourly_usd=was.max_hourly_usd if was else None))
-        return out
 
     def _input_changed(self, *events) -> None:
         if self._quiet or self.workspace is None or self._closed:
@@ -399,30 +308,54 @@ class AppState(TuningJobs, param.Parameterized):
         self._executor.submit(self._run, self._replan_job, generation)
 
     def _replan_job(self, generation: int, overrides: api.Overrides | None = None) -> None:
-        if generation != self._generation or self.workspace is None:
+        """The plan alone (what the headline and the table need), published; its analysis and
+        the frontier follow on the analyst's thread once the plan is on its way to the page."""
+        ws = self.workspace
+        if generation != self._generation or ws is None:
             return  # a newer request is queued behind this one
         self._set(activity="planning")
         overrides = self.overrides() if overrides is None else overrides
         self._planned = overrides
-        # the plan first (the headline and the table need nothing more), then the same solve
-        # with its baselines and slack (or, when infeasible, the explanation)
-        quick = self.workspace.plan(overrides, analyse=False)
-        self._set(outcome=quick, plan=quick.plan, frontier_index=None, error="")
+        quick = ws.plan(overrides, analyse=False)
+        with self._lock:
+            self._pending += 1  # the analysis, counted now: wait_idle never sees a gap
+
+        def show() -> None:
+            self.param.update(outcome=quick, plan=quick.plan, frontier_index=None, error="")
+            self._submit(self._analysis_job, generation, ws, overrides, quick, pool=self._analyst, counted=True)
+
+        self.publish(show)
+
+    def _analysis_job(self, generation: int, ws: api.Workspace, overrides: api.Overrides,
+                      quick: api.PlanOutcome) -> None:
         if generation != self._generation:
+            return  # superseded: the newer plan brings its own analysis
+        self._set(activity="analysing")
+        outcome = ws.analyse(quick)
+
+        def show() -> None:
+            if self.outcome is not quick:
+                return  # a newer plan is shown
+            shown = {"plan": outcome.plan} if self.plan is quick.plan else {}  # not a clicked frontier point
+            self.param.update(outcome=outcome, replans=self.replans + 1, **shown)
+
+        self.publish(show)
+        # The frontier does not depend on the SLO or the objective: computed when the rest
+        # changes (even when superseded: the next plan may reuse it) and for a new Workspace.
+        key = (ws, overrides.model_copy(update={"slo_ms": None, "objective": None}))
+        if key == self._frontier_for or generation < self._frontier_generation:
             return
-        outcome = self.workspace.plan(overrides, analyse=True)
-        self._set(outcome=outcome, plan=outcome.plan, frontier_index=None, error="", replans=self.replans + 1)
-        frontier_key = overrides.model_copy(update={"slo_ms": None, "objective": None})
-        # computed even when superseded (the next plan reuses it), and again whenever none is shown
-        if frontier_key != self._frontier_key or not self.frontier:
-            self._set(activity="frontier")
-            try:
-                plans = self.workspace.frontier(overrides, max_points=self.frontier_points)
-            except UserError as exc:
-                plans = []
-                self._set(notice=f"frontier: {exc}")
-            self._frontier_key = frontier_key
-            self._set(frontier=plans)
+        self._set(activity="frontier", frontier_note="computing the frontier…")
+        try:
+            plans = ws.frontier(overrides, max_points=self.frontier_points)
+            note = "" if plans else f"no plan within the budget (${quick.plan.budget_usd:,.0f}/month) at any latency"
+        except UserError as exc:
+            plans, note = [], str(exc)
+        with self._lock:
+            if generation < self._frontier_generation:
+                return  # a newer frontier got here first
+            self._frontier_for, self._frontier_generation = key, generation
+        self._set(frontier=plans, frontier_note=note)
 
     def select_frontier(self, index: int | None) -> None:
         """Load a frontier point's plan into every view (None: back to the solved plan)."""
@@ -469,27 +402,6 @@ class AppState(TuningJobs, param.Parameterized):
         self.open_spec(path, profiles_csv=profiles_csv, offers_csv=self.offers_csv,
                        label=f"upload: {path.name}")
 
-    # -- what the user takes away -------------------------------------------------------------
-
-    def plan_json(self) -> str:
-        return self.plan.model_dump_json(indent=2) if self.plan is not None else "{}"
-
-    def summary_markdown(self) -> str:
-        from placement.report import markdown_summary
-
-        return markdown_summary(self.plan) if self.plan is not None else ""
-
-    def profiles_csv_text(self) -> str:
-        return self.profiles.to_csv(index=False) if self.profiles is not None else ""
-
-    def report_html(self) -> str:
-        """The procurement report of the plan shown (its sensitivity cases re-solved here)."""
-        from placement.procurement import build_report, render_html
-
-        if self.plan is None or self.workspace is None:
-            return ""
-        return render_html(build_report(self.workspace, overrides=self.overrides(), plan=self.plan))
-
     # -- prices -------------------------------------------------------------------------------
 
     def refresh_prices(self) -> None:
@@ -522,7 +434,6 @@ class AppState(TuningJobs, param.Parameterized):
         new = api.Workspace(ws.spec, ws.base_dir, offers_table=api.load_offers(), profiles_table=ws.profiles_table,
                             io_bytes=ws.io_bytes, origin=ws.origin, row_providers=ws.row_providers)
         self.workspace = new
-        self._frontier_key = None
         self._set(offers=new.offers(team_prices=True),
                           notice=f"prices refreshed for {fetched} region(s)"
                           + (f"; not for {', '.join(failed)}" if failed else ""))
@@ -531,6 +442,6 @@ class AppState(TuningJobs, param.Parameterized):
     def _reprofile_job(self) -> None:
         ws = self.workspace
         self._profile(ws)
-        self._frontier_key = None
+        self._frontier_for = None  # new profiles: the same Workspace, a new frontier
         self._set(profiles=ws.profiles)
         self._replan_job(self._generation)

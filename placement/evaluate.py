@@ -333,7 +333,8 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
     same cloud offer for a model share one pool, sized for their traffic together.
 
     `offer/shared` (e.g. `offer/onnxruntime/b1/shared/r1`): the pieces that name one offer so run
-    in one co-located pool of it; without `shared`, a piece gets a pool of its own."""
+    in one co-located pool of it (an option id's `pool[a+b]` names the pool's pieces); without
+    either, a piece gets a pool of its own."""
     if problem.fleet:
         expanded: dict[str, str] = {}
         for piece, spec in wanted.items():
@@ -366,6 +367,8 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
                 together = tuple(p for p in problem.pieces if wanted.get(p, "").split("/")[0] == offer
                                  and "shared" in wanted[p].split("/")[1:])
                 matches = [o for o in matches if o.pool_pieces == together]
+            elif part.startswith("pool[") and part.endswith("]"):  # an option id's own pool
+                matches = [o for o in matches if o.pool_pieces == tuple(part[5:-1].split("+"))]
             else:
                 matches = [o for o in matches if o.runtime == part]
         if problem.fleet:
@@ -373,7 +376,7 @@ def resolve_assignment(problem: Problem, wanted: dict) -> dict:
             sharing = tuple(lane.segment for lane in problem.lanes
                             if wanted.get(f"{lane.segment}/{model}", "").split("/")[0] == offer)
             matches = [o for o in matches if o.pool is None or o.pool_segments == sharing]
-        if "shared" not in rest:
+        if not any(part == "shared" or part.startswith("pool[") for part in rest):
             matches = [o for o in matches if not o.pool_pieces]
         if not matches:
             known = sorted({o.offer for o in problem.options[piece]})

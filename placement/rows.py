@@ -87,7 +87,8 @@ def plan_rows(plan: Plan) -> list[dict]:
             "segment": p.segment,
             "tier": p.tier,
             "where": where(p),
-            "replicas": (f"{p.replicas}" + (f" shared by {'+'.join(shared_by(p))}" if shared else ""))
+            "replicas": (f"{p.replicas} (pool of {len(p.pool_pieces)})" if p.pool_pieces else f"{p.replicas}"
+                         + (f" shared by {'+'.join(shared_by(p))}" if shared else ""))
             if p.tier == "cloud" else f"1/site x {p.devices}",
             "runtime": p.runtime,
             "batch": p.batch,
@@ -148,7 +149,7 @@ def bom_rows(plan: Plan) -> list[dict]:
 def pool_serves(p) -> str:
     """What one cloud pool runs, in a BOM line's words."""
     if p.pool_pieces:
-        return " + ".join(p.pool_pieces) + " (one pool)"
+        return "one pool: " + " + ".join(p.pool_pieces)
     return f"{p.model} for {'+'.join(p.pool_segments)}" if p.pool_segments else p.piece
 
 

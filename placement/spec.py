@@ -228,6 +228,9 @@ class SolverSpec(_Strict):
     colocate_max_pieces: Annotated[int, Field(ge=2, le=8)] = Field(
         default=4, description="the most models one co-located pool runs (the options grow with "
         "the number of subsets of this size)")
+    colocate_max_pools: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=400, description="the most co-located pools offered to the solver, those that save "
+        "the most money against their models apart first (each adds an option per model in it)")
     time_limit_s: PositiveFloat = 30.0
     seed: Annotated[int, Field(ge=0)] = 0
     workers: PositiveInt = 2

@@ -178,13 +178,13 @@ def test_plan_reports_and_bundle_layout_show_one_pool():
     assert {p.pool for p in plan.placements} == {"aws:r0:c1/r1/pool[feat+emb+cls_a+cls_b]"}
     assert all(p.pool_pieces == PIPELINE for p in plan.placements)
     rows = plan_rows(plan)
-    assert rows[0]["monthly_usd"] == 73.0 and rows[0]["replicas"] == "1 shared by feat+emb+cls_a+cls_b"
+    assert rows[0]["monthly_usd"] == 73.0 and rows[0]["replicas"] == "1 (pool of 4)"
     assert [r["cost_note"] for r in rows[1:]] == ["same pool as feat"] * 3
     bom = bom_rows(plan)
     assert [(b["serves"], b["quantity"], b["monthly_usd"]) for b in bom] == [
-        ("feat + emb + cls_a + cls_b (one pool)", 1, 73.0)]
+        ("one pool: feat + emb + cls_a + cls_b", 1, 73.0)]
     assert [(b["serves"], b["quantity"]) for b in procurement_bom(plan, 36)] == [
-        ("feat + emb + cls_a + cls_b (one pool)", 1)]
+        ("one pool: feat + emb + cls_a + cls_b", 1)]
     assert placement_summary(plan) == "feat, emb, cls_a and cls_b on aws r0 c1 ×1 (one pool)"
     assert "| feat+emb+cls_a+cls_b on aws:r0:c1 (one pool) |" in markdown_summary(plan)
     layout = plan_layout(plan)

@@ -100,7 +100,8 @@ def build_problem(
         # several whole models may share one cloud pool, sized for their loads together
         calls = {m: spec.model(m).calls_per_request for m in topological_order(spec) if m not in unplaceable}
         inputs_of = {m: frozenset(e.source for e in spec.dataflow if e.target == m) for m in calls}
-        options = colocated_options(inputs, calls, inputs_of, options, max_pieces=spec.solver.colocate_max_pieces)
+        options = colocated_options(inputs, calls, inputs_of, options, max_pieces=spec.solver.colocate_max_pieces,
+                                    max_pools=spec.solver.colocate_max_pools)
     # pieces on one site device share it: each edge option's wait bounded over who may share
     options = {p: tuple(o) for p, o in bound_shared_device_waits(
         options, percentile=spec.slo.percentile, arrival_scv=inputs.arrival_scv,

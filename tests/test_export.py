@@ -355,3 +355,20 @@ def test_session_settings_follow_the_runtime_and_the_hardware_class():
     assert session_settings("nvidia-t4")["execution_providers"][0] == "CUDAExecutionProvider"
     ov = session_settings(EDGE_HW, "openvino")
     assert ov["runtime"] == "openvino" and ov["properties"]["INFERENCE_NUM_THREADS"] == "4"
+
+
+def test_a_pool_of_co_located_models_is_one_deployment_serving_each(setup, tmp_path):
+    """first and second share one pool (issue 15): one Deployment, one Triton repository with a
+    model per piece, one manifest pool naming both; the check re-derives it from plan.json."""
+    plan = what_if(setup["ws"], {"first": "aws:r0:c1/shared", "second": "aws:r0:c1/shared"})
+    assert {p.pool for p in plan.placements} == {"aws:r0:c1/r1/pool[first+second]"}
+    manifest = export_bundle(setup["ws"], plan, tmp_path / "shared")
+    assert [(p.name, p.model, p.replicas, p.pieces) for p in manifest.pools] == [
+        ("first-second-c1-r0", "first+second", 1, ["first", "second"])]
+    deployments = [doc for entry in files_of(tmp_path / "shared", "kubernetes")
+                   for doc in yaml.safe_load_all((tmp_path / "shared" / entry.path).read_text())
+                   if doc["kind"] == "Deployment"]
+    assert [(d["metadata"]["name"], d["spec"]["replicas"]) for d in deployments] == [("first-second-c1-r0", 1)]
+    repo = tmp_path / "shared" / "cloud" / "first-second-c1-r0" / "triton"
+    assert sorted(p.name for p in repo.iterdir()) == ["first", "second"]
+    assert check_bundle(tmp_path / "shared") == []

@@ -24,12 +24,14 @@ What is enumerated (the bound):
   instance's memory together;
 - replica counts from the fewest that keep the pool's utilisation (the members' p50 loads summed,
   as for a pool of one) under the cap, up to `solver.max_extra_replicas` more;
-- only a pool that costs less than its pieces apart in its region (their own cheapest options,
-  or any split of them into smaller pools and own options), however slow apart: sharing is
-  offered to save money. A pool that costs no less than its pieces apart but waits less (more
-  replicas pooled) is not offered, though under a tight SLO it can be the cheaper way to meet
-  it (a synthetic ten-model instance with its SLO binding: $3,622 with every such pool, found
-  with a hint in 60 s without proving it, against $3,913 within this bound, optimal in 2 s);
+- only subsets whose pool at its fewest replicas costs less than their pieces apart in its
+  region (their own cheapest options, or any split of them into smaller pools and own
+  options), however slow apart: sharing is offered to save money, and then at every replica
+  count above as for a pool of one (so a what-if at another load still finds the pool bought).
+  A subset that saves nothing is not offered even where pooling would cut its wait, though
+  under a tight SLO that can be the cheaper way to meet it (a synthetic ten-model instance with
+  its SLO binding: $3,622 with every such pool, found with a hint in 60 s without proving it,
+  against $3,913 within this bound, optimal in 2 s);
 - at most `solver.colocate_max_pools` pools (default 400), those that save the most against
   their pieces apart in any region first. Measured on synthetic instances of 7-12 models and
   12-15 offers: 400 reached the optimum that 1,000 did (ten tiny models: $487 apart, $158
@@ -186,17 +188,18 @@ def shared_pools(inputs: OptionInputs, calls: Mapping[str, float], inputs_of: Ma
     anywhere: dict[tuple[tuple[str, ...], str], float] = {}  # the same, in any region ("")
     for (pieces, _), usd in cheapest.items():
         anywhere[pieces, ""] = min(anywhere.get((pieces, ""), math.inf), usd)
-    # the pools that cost less than their pieces apart in their region; if there are more than
-    # `max_pools`, first those that save the most against their pieces apart anywhere (ties:
-    # cheaper, then by id)
+    # the subsets whose fewest replicas cost less than their pieces apart in their region, at
+    # every replica count; if there are more than `max_pools`, first those that save the most
+    # against their pieces apart anywhere (ties: cheaper, then by id)
     saving = []
     for offer, subset, counts in sized:
         pieces = tuple(m.piece for m in subset)
         apart, apart_anywhere = _apart_usd(pieces, _location(offer), cheapest), _apart_usd(pieces, "", anywhere)
+        if counts[0] * _replica_usd(inputs, offer) >= apart - _EPS:
+            continue
         for r in counts:
             usd = r * _replica_usd(inputs, offer)
-            if usd < apart - _EPS:
-                saving.append((usd - apart_anywhere, usd, _pool_id(offer, pieces, r), offer, subset, r))
+            saving.append((usd - apart_anywhere, usd, _pool_id(offer, pieces, r), offer, subset, r))
     saving.sort(key=lambda x: x[:3])
     ca2 = merged_arrival_scv(inputs.arrival_scv, inputs.sites)
     pools: list[SharedPool] = []

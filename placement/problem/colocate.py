@@ -33,10 +33,10 @@ What is enumerated (the bound):
   its SLO binding: $3,622 with every such pool, found with a hint in 60 s without proving it,
   against $3,913 within this bound, optimal in 2 s);
 - at most `solver.colocate_max_pools` pools (default 400), those that save the most against
-  their pieces apart in any region first. Measured on synthetic instances of 7-12 models and
-  12-15 offers: 400 reached the optimum that 1,000 did (ten tiny models: $487 apart, $158
-  shared), in seconds; every pool (3,000 and more, about 10,000 options) left CP-SAT without a
-  plan in 30 s;
+  their pieces apart in any region first. `bench/colocate_scale.py` on synthetic instances of
+  7-12 models and 12-15 offers: 400 reached the optimum that 1,000 did (ten tiny models: $487
+  apart, $158 shared; seven models at 10 sites: $1,512 apart, $503 shared), in seconds; no cap
+  (14,000-39,000 options) left CP-SAT without a plan in 30 s;
 - with pruning on (the default), a pool is dropped when its members can run in the same region
   for no more money and each no slower: in their own options, in smaller pools, or in another
   pool of the same pieces. Exact: no piece changes location, so no transfer, egress or device

@@ -235,3 +235,25 @@ def test_light_instances_choose_shared_pools_of_every_size():
         for piece, option_id in (result.assignment or {}).items():
             chosen.add(len(next(o for o in problem.options[piece] if o.id == option_id).pool_pieces))
     assert chosen == {0, 2, 3}  # alone, in a pool of two, all three in one
+
+
+def test_verify_measures_a_shared_pool_the_way_it_is_predicted():
+    """A shared pool's utilisation is predicted for the pool; verify measures it over all its pieces."""
+    from placement.plan import make_plan
+    from placement.verify.report import compare
+    from placement.verify.run import RunRecord, StageRecord
+    from placement.verify.topology import plan_topology
+
+    problem = four_small()
+    result = solve(problem)
+    plan = make_plan(problem, result, evaluate(problem, result.assignment), tvm_version=None)
+    topology = plan_topology(plan)
+    [pool] = [g for g in topology.groups.values() if g.kind == "pool"]
+    assert sorted(pool.stages) == sorted(PIPELINE)
+    record = RunRecord(span_s=10.0, stages={s: StageRecord() for s in topology.stages})
+    for i, stage in enumerate(PIPELINE):  # 1, 2, 3 and 4 s busy of 10 s on one replica
+        record.stages[stage].busy_ms = 1000.0 * (i + 1)
+    rows = {s["stage"]: s for s in compare(plan, topology, record, ws=None)["stages"]}
+    for stage in PIPELINE:
+        assert rows[stage]["measured"]["utilisation"] == pytest.approx(1.0)
+        assert rows[stage]["predicted"]["utilisation"] == pytest.approx(plan.placements[0].utilisation)

@@ -40,13 +40,17 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
     for name, stage in topology.stages.items():
         sr = record.stages[name]
         group = topology.groups[stage.group]
+        # a pool shared by several pieces is predicted as one utilisation (the pool's): measured
+        # the same way, over every piece it runs
+        busy_ms = (sum(record.stages[s].busy_ms for s in group.stages)
+                   if group.kind == "pool" and len(group.stages) > 1 else sr.busy_ms)
         stages.append({
             "stage": name, "piece": stage.piece, "where": stage.offer, "runtime": stage.runtime,
             "batch": stage.batch, "processes": group.processes, "requests": len(sr.computes_ms),
             "predicted": _predicted(plan, stage, ws),
             "measured": {"compute_ms_p50": _pct(sr.computes_ms, 50), "compute_ms_p95": _pct(sr.computes_ms, 95),
                          "wait_ms_p50": _pct(sr.waits_ms, 50), "wait_ms_p95": _pct(sr.waits_ms, 95),
-                         "utilisation": (sr.busy_ms / (record.span_s * 1000.0 * group.processes)
+                         "utilisation": (busy_ms / (record.span_s * 1000.0 * group.processes)
                                          if record.span_s else None)},
         })
     lat = record.latencies_ms

@@ -189,7 +189,7 @@ class Workspace:
         profiles = self.profiles
         missing = set(self.hardware(spec)) - set(profiles[pt.HARDWARE])
         if missing and self._profiled:
-            profiles = self.profile(hardware=sorted(set(self.hardware()) | set(self.hardware(spec))))
+            profiles = self.profile(hardware=sorted(set(self.hardware()) | set(self.hardware(spec)))).table
         return profiles
 
     def profile_remote(self, tracker: str | None = None, remote_config: Path | None = None,

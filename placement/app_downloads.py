@@ -52,6 +52,9 @@ class Downloads:
         plan, ws = self.plan, self.workspace
         if plan is None or ws is None:
             raise UserError("bundle: no plan yet")
+        if not plan.feasible or not plan.placements:
+            why = "; ".join(plan.violations) if plan.violations else f"the plan is {plan.status}"
+            raise UserError(f"bundle: {why}: nothing to export (show a plan that meets the SLO and budget)")
         with self._bundle_lock:
             cached = getattr(self, "_bundle_cache", None)
             if cached is not None and cached[0] is plan and cached[1] is ws:

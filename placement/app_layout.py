@@ -27,6 +27,15 @@ from placement.app_state import AppState
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 
+class OptionalDownload(pn.widgets.FileDownload):
+    """A FileDownload whose callback may return None: nothing to download (the state has
+    said why, as the session's error). Panel's own raises on None."""
+
+    def _sync_data(self, fileobj):
+        if fileobj is not None:
+            super()._sync_data(fileobj)
+
+
 class EventLoop:
     """Runs callbacks on a session's event loop, holding its document lock: the worker's results
     change widgets and plots only there (Bokeh models are not thread-safe).
@@ -146,6 +155,8 @@ class PlacementApp(pn.viewable.Viewer):
         self._table_slots = {t: pn.Column(sizing_mode="stretch_width", margin=0)
                              for t in (self.placement_table, self.frontier_table, self.baselines, self.offers,
                                        self.profiles)}
+        self.bundle_button = OptionalDownload(callback=self._bundle, filename="bundle.zip",
+                                              label="deployer bundle (zip)", css_classes=["download-bundle"])
         self.rtt_box = pn.Column()
         self.discount_box = pn.Column()
         self.tune_box = pn.Column()
@@ -268,6 +279,8 @@ class PlacementApp(pn.viewable.Viewer):
         else:
             table = pd.DataFrame(columns=PLACEMENT_COLUMNS)
         self._fill(self.placement_table, table)
+        if self.bundle_button.disabled == plan.feasible:  # only a feasible plan has a bundle
+            self.bundle_button.disabled = not plan.feasible
         self._later(lambda: self._show_charts(plan))
 
     def _show_charts(self, plan) -> None:
@@ -406,8 +419,7 @@ class PlacementApp(pn.viewable.Viewer):
                                     label="profiles.csv"),
             pn.widgets.FileDownload(callback=text(s.report_html), filename="report.html",
                                     label="procurement report", css_classes=["download-report"]),
-            pn.widgets.FileDownload(callback=self._bundle, filename="bundle.zip", label="deployer bundle (zip)",
-                                    css_classes=["download-bundle"]),
+            self.bundle_button,
             sizing_mode="stretch_width")
 
     async def _bundle(self):

@@ -136,7 +136,6 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
         self._baseline: dict = {}
         self._planned: api.Overrides | None = None  # what the last re-plan planned
         self._frontier_for = None  # (workspace, overrides but the SLO) of the frontier shown
-        self._frontier_generation = -1
         self._upload_root = Path(tempfile.mkdtemp(prefix="placement-app-"))
         self._uploads = 0
         self._tune_thread: threading.Thread | None = None
@@ -340,10 +339,11 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
             self.param.update(outcome=outcome, replans=self.replans + 1, **shown)
 
         self.publish(show)
-        # The frontier does not depend on the SLO or the objective: computed when the rest
-        # changes (even when superseded: the next plan may reuse it) and for a new Workspace.
-        key = (ws, overrides.model_copy(update={"slo_ms": None, "objective": None}))
-        if key == self._frontier_for or generation < self._frontier_generation:
+        # The frontier does not depend on the objective: computed when any other input changes
+        # (the SLO too: its points' "meets the SLO" and violations are against it) and for a new
+        # Workspace; then only when no newer change is waiting (it cannot be stopped once begun).
+        key = (ws, overrides.model_copy(update={"objective": None}))
+        if key == self._frontier_for or generation != self._generation:
             return
         self._set(activity="frontier", frontier_note="computing the frontier…")
         try:
@@ -351,10 +351,7 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
             note = "" if plans else f"no plan within the budget (${quick.plan.budget_usd:,.0f}/month) at any latency"
         except UserError as exc:
             plans, note = [], str(exc)
-        with self._lock:
-            if generation < self._frontier_generation:
-                return  # a newer frontier got here first
-            self._frontier_for, self._frontier_generation = key, generation
+        self._frontier_for = key  # (one analyst thread: frontiers are published in order)
         self._set(frontier=plans, frontier_note=note)
 
     def select_frontier(self, index: int | None) -> None:

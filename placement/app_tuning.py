@@ -43,6 +43,9 @@ class TuningJobs:
         def on_progress(p) -> None:
             if p.child_pid:
                 child["pid"] = p.child_pid
+                if self._tune_cancel.is_set():  # cancelled before the child had started
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.child_pid, signal.SIGTERM)
             self._set(tuning={"phase": p.phase, "piece": piece, "hardware": hardware, "budget_s": budget_s,
                            "trials_done": p.trials_done, "trials_planned": p.trials_planned,
                            "tasks_done": p.tasks_done, "tasks_total": p.tasks_total,
@@ -65,6 +68,13 @@ class TuningJobs:
             return
         self._set(tuning={**self.tuning, "phase": "done"})
         self._submit(self._reprofile_job)
+
+    def wait_tuning(self, timeout: float = 60.0) -> bool:
+        """Block until the tuning job (if any) has ended (tests, scripts); False on timeout."""
+        thread = self._tune_thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     def cancel_tuning(self) -> None:
         """Stop the tuning child; the trials it finished stay in the database (a rerun resumes)."""

@@ -176,6 +176,33 @@ def test_downloaded_plan_json_validates_against_the_schema(page, tmp_path):
     assert plan["application"] == "shelf-camera-demo"
 
 
+def test_downloaded_bundle_is_a_zip_with_the_manifest_of_the_plan_shown(page, tmp_path):
+    """The deployer bundle, exported when clicked (off the page's event loop), as `placement
+    export` writes it: the demo's is ~120 MB of ONNX files, so this one takes a while."""
+    import zipfile
+
+    import jsonschema
+
+    # the plan shown is the frontier point clicked above (slower than the SLO: no bundle); the
+    # solved plan at the spec's SLO has one
+    box = page.locator(".slo-input input")
+    box.fill("300")
+    box.press("Enter")
+    wait_for(page, lambda: "≤ SLO 300 ms" in headline(page), "the headline at SLO 300 ms")
+    with page.expect_download(timeout=4 * TIMEOUT_MS) as info:
+        page.locator(".download-bundle button, .download-bundle a").first.click()
+    path = tmp_path / "bundle.zip"
+    info.value.save_as(path)
+    with zipfile.ZipFile(path) as z:
+        manifest = json.loads(z.read("bundle/manifest.json"))
+        plan = json.loads(z.read("bundle/plan.json"))
+        names = set(z.namelist())
+    jsonschema.validate(manifest, json.loads((ROOT / "docs" / "manifest.schema.json").read_text()))
+    assert {f"bundle/{f['path']}" for f in manifest["files"]} <= names
+    assert manifest["plan"]["application"] == plan["application"] == "shelf-camera-demo"
+    assert f"${plan['costs']['monthly_usd']:,.2f}/month" in headline(page)  # the plan shown
+
+
 def _upload(page, files: list[dict]) -> str:
     """Upload; the error message the page shows for it (the one before it is cleared first)."""
     error = page.locator(".app-error")

@@ -49,6 +49,7 @@ from profiles.calibration import (
     ASSUMED,
     FamilyTransfer,
     current_calibration,
+    family_of,
     predict_ms,
     transferred,
 )
@@ -61,10 +62,11 @@ DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "docs" / "published_latenc
 WITHIN = 0.30  # "within ±30 %": a factor of at most 1.3 either way
 
 
-def family(hardware) -> str:
+def family(hardware, fitted_arch: str) -> str:
+    """npu / gpu; the fit's own instruction set ("x86_64"); else instruction set/microarchitecture."""
     if hardware.kind != "cpu":
         return hardware.kind
-    return "arm" if hardware.arch == "aarch64" else "x86"
+    return hardware.arch if hardware.arch == fitted_arch else family_of(hardware)[0]
 
 
 def on_threads(hardware, threads: int):
@@ -119,25 +121,39 @@ def fit_ratio(rows: list[dict], stats, calibration) -> float:
 def leave_one_model_out(results: list[dict], stats, calibration) -> dict[str, dict]:
     """Each row's `loo_ms`, predicted as the estimator would be without that model's rows.
 
-    On another instruction set than the fit's: the family's compute ratio fitted on the family's
-    rows of the other models. On the fit's own instruction set the estimator uses no published
-    figure, so `loo_ms` is the estimate itself; an NPU (assumed efficiencies) likewise. Returns
-    per transferred family the ratio fitted on all its rows and the LOO band."""
+    On another instruction set than the fit's: the family's (microarchitecture's) compute ratio
+    fitted on its rows of the other models. On the fit's own instruction set the estimator uses
+    no published figure, so `loo_ms` is the estimate itself; an NPU (assumed efficiencies)
+    likewise. Returns the FAMILY_TRANSFER entries these rows support: per microarchitecture the
+    ratio on all its rows and the p90 of its LOO errors; per instruction set the ratio on all its
+    rows and the p90 of leave-one-microarchitecture-out errors (the fallback's honest band)."""
     fitted = {}
-    for fam in sorted({r["family"] for r in results}):
-        group = [r for r in results if r["family"] == fam]
-        transfer = group[0]["kind"] == "cpu" and group[0]["arch"] != calibration.fitted_arch
+    transfer_rows = [r for r in results if r["kind"] == "cpu" and r["arch"] != calibration.fitted_arch]
+    for res in results:
+        res["loo_ms"] = res["estimate_ms"]
+    for fam in sorted({r["family"] for r in transfer_rows}):
+        group = [r for r in transfer_rows if r["family"] == fam]
         for res in group:
             others = [o for o in group if o["model"] != res["model"]]
-            if transfer and others:
-                ratio = fit_ratio(others, stats, calibration)
-                res["loo_ms"] = estimate(stats[res["model"]], res, calibration, ratio)[0]
-            else:
-                res["loo_ms"] = res["estimate_ms"]
-        if transfer and len({r["model"] for r in group}) > 1:
-            fitted[group[0]["arch"]] = {
-                "ratio": fit_ratio(group, stats, calibration), "rows": len(group),
-                "band": factor_band([math.log(r["loo_ms"] / float(r["latency_ms"])) for r in group])}
+            if others:
+                res["loo_ms"] = estimate(stats[res["model"]], res, calibration,
+                                         fit_ratio(others, stats, calibration))[0]
+        if len({r["model"] for r in group}) > 1:
+            fitted[fam] = {"ratio": fit_ratio(group, stats, calibration), "rows": len(group),
+                           "band": factor_band([math.log(r["loo_ms"] / float(r["latency_ms"])) for r in group]),
+                           "how": "leave-one-model-out"}
+    for arch in sorted({r["arch"] for r in transfer_rows}):
+        group = [r for r in transfer_rows if r["arch"] == arch]
+        families = sorted({r["family"] for r in group})
+        if len(families) < 2:
+            continue
+        errors = []
+        for fam in families:
+            ratio = fit_ratio([r for r in group if r["family"] != fam], stats, calibration)
+            errors += [math.log(estimate(stats[r["model"]], r, calibration, ratio)[0] / float(r["latency_ms"]))
+                       for r in group if r["family"] == fam]
+        fitted[arch] = {"ratio": fit_ratio(group, stats, calibration), "rows": len(group),
+                        "band": factor_band(errors), "how": "leave-one-microarchitecture-out"}
     return fitted
 
 
@@ -217,7 +233,7 @@ def main() -> None:
         hw = get_hardware(r["hardware"])
         results.append({**r, "estimate_ms": est, "band": band, "how": how, "kind": hw.kind, "arch": hw.arch,
                         "log_err": math.log(est / published), "in_band": in_band(est, band, published),
-                        "family": family(hw)})
+                        "family": family(hw, calibration.fitted_arch)})
     fitted = leave_one_model_out(results, stats, calibration)
     console.print(rows_table(results, f"estimate vs published p50, batch 1 ({args.table.name}; "
                                       f"calibration: {calibration.fitted_on})"))
@@ -225,12 +241,13 @@ def main() -> None:
     scaling = scaling_table(results)
     if scaling is not None:
         console.print(scaling)
-    for arch, fit in fitted.items():
-        console.print(f"{arch}: compute ratio fitted on all {fit['rows']} rows {fit['ratio']:.3f}, "
-                      f"transfer band (p90 of leave-one-model-out errors) ×/÷ {1 + fit['band']:.2f}")
+    for fam, fit in fitted.items():
+        console.print(f"{fam}: compute ratio fitted on all {fit['rows']} rows {fit['ratio']:.3f}, "
+                      f"transfer band (p90 of {fit['how']} errors) ×/÷ {1 + fit['band']:.2f}")
         if args.fit_family:
-            console.print(f'    "{arch}": FamilyTransfer(compute_ratio={fit["ratio"]:.3f}, band={fit["band"]:.2f}, '
-                          f'source="fitted on {fit["rows"]} published rows, {args.table.name}"),')
+            console.print(f'    "{fam}": FamilyTransfer(compute_ratio={fit["ratio"]:.3f}, band={fit["band"]:.2f}, '
+                          f'source="fitted on {fit["rows"]} published rows ({fit["how"]} band), '
+                          f'{args.table.name}"),')
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Fitting the roofline (`profiles.estimate_model`) to rows measured on this machine.
 
 `fit_runtime` fits a runtime's kernel-kind efficiencies, its bandwidth efficiency and its fixed
-costs (per kernel launch and per inference) by least squares on log latency, lightly pulled
+costs (per kernel launch, per kernel split over threads, per inference) by least squares on log latency, lightly pulled
 towards a prior so that a kind the data lacks keeps a sensible value. The fixed costs are only
 identifiable when small pieces are among the rows: a zoo of ResNets says little about what a
-20 µs model costs, so the fit takes small exported models too (`bench/profiles_bench.py`).
+20 µs model costs, so the fit takes small exported models and chains of tiny MatMuls (no work,
+one kernel each: their latency is the fixed costs) too (`bench/profiles_bench.py`).
 
 `leave_one_model_out` refits without each model (and its family) in turn and predicts it: those
 errors are the honest error of an estimate for a model the fit never saw. `calibrate` keeps them
@@ -43,17 +44,17 @@ class Sample:
     stats: KernelStats
 
 
-def _prior(eff, launch_ms, call_ms, single_thread=False) -> RuntimeParams:
+def _prior(eff, launch_ms, call_ms, dispatch_ms=0.002, single_thread=False) -> RuntimeParams:
     return RuntimeParams(efficiency=dict(zip(KINDS, eff)), bandwidth_efficiency=0.5,
-                         launch_ms=launch_ms, call_ms=call_ms, error_band=1.0, source="prior",
-                         single_thread=single_thread)
+                         launch_ms=launch_ms, call_ms=call_ms, dispatch_ms=dispatch_ms, error_band=1.0,
+                         source="prior", single_thread=single_thread)
 
 
 # Priors (and starting points) per runtime on a CPU; the fit moves them where data speaks.
 PRIORS: dict[str, RuntimeParams] = {
     "tvm": _prior((0.1, 0.05, 0.1, 0.1), 0.005, 0.01, single_thread=True),
     "tvm-tuned": _prior((0.5, 0.2, 0.5, 0.2), 0.005, 0.01),
-    "onnxruntime": _prior((0.5, 0.2, 0.5, 0.2), 0.003, 0.01),
+    "onnxruntime": _prior((0.5, 0.2, 0.5, 0.2), 0.001, 0.005),
     "openvino": _prior((0.5, 0.2, 0.5, 0.2), 0.003, 0.01),
 }
 PRIOR_WEIGHT = 0.1  # per log-parameter, against a residual of one log-latency per row
@@ -76,8 +77,8 @@ def fit_runtime(samples: Sequence[Sample], hardware: HardwareClass, runtime: str
         raise ValueError(f"no measured {runtime} rows to fit")
     x0 = np.log(prior.as_vector())
     scaled = [(s.stats.at_batch(s.batch), math.log(s.latency_ms)) for s in rows]
-    lower = np.log([1e-3] * (len(KINDS) + 1) + [1e-6, 1e-6])
-    upper = np.log([1.0] * len(KINDS) + [MAX_BANDWIDTH_EFFICIENCY, 10.0, 10.0])
+    lower = np.log([1e-3] * (len(KINDS) + 1) + [1e-6, 1e-6, 1e-6])
+    upper = np.log([1.0] * len(KINDS) + [MAX_BANDWIDTH_EFFICIENCY, 10.0, 10.0, 10.0])
 
     def residuals(theta):
         v = np.exp(theta)
@@ -94,7 +95,8 @@ def fit_runtime(samples: Sequence[Sample], hardware: HardwareClass, runtime: str
     return RuntimeParams(
         efficiency={k: float(v[i]) for i, k in enumerate(KINDS)},
         bandwidth_efficiency=float(v[len(KINDS)]), launch_ms=float(v[len(KINDS) + 1]),
-        call_ms=float(v[len(KINDS) + 2]), core_gflops=core_gflops(hardware),
+        call_ms=float(v[len(KINDS) + 2]), dispatch_ms=float(v[len(KINDS) + 3]),
+        core_gflops=core_gflops(hardware),
         serial_fraction=prior.serial_fraction,
         error_band=factor_band(logs), median_error=math.exp(float(np.median(np.abs(logs)))) - 1.0,
         source=f"fitted on {hardware.name} ({n_models} models, {len(rows)} rows, in-sample)",

@@ -3,7 +3,7 @@
 A piece is its fused kernels (`profiles.kernel_stats`: FLOPs, weight bytes and activation bytes
 per kernel, how often `main` launches it). One inference on a CPU class takes
 
-    Σ_kernels calls · (max(compute, memory) + launch · f) + call · f + class overhead
+    Σ_kernels calls · (max(compute, memory) + (launch + dispatch?) · f) + call · f + class overhead
 
 - compute = FLOPs / (e_kind · core peak · speedup(n)), `n` the cores the runtime runs on (1 for
   untuned TVM, whose default schedules have no parallel loops) and `speedup(n)` Amdahl's batch-1
@@ -14,9 +14,11 @@ per kernel, how often `main` launches it). One inference on a CPU class takes
   calls); the rest streams from DRAM, at no more than the class's bandwidth figure. `e_bw` above 1
   is what a large cache buys (this machine's fit); it is not credited where the data does not fit.
 - launch and call are the runtime's fixed costs per kernel launch and per inference (dispatch,
-  allocation, waking the thread pool: host code on one core), fitted on this machine and scaled
-  by `f` = this machine's core speed / the class's (`core_gflops`); a 20 µs model stays a 20 µs
-  model on a class with cores like these, and becomes slower on slower cores.
+  allocation: host code on one core), plus `dispatch` per kernel big enough to be split over
+  threads (over `DISPATCH_FLOPS`, when more than one core runs it: waking and joining the thread
+  pool), all fitted on this machine and scaled by `f` = this machine's core speed / the class's
+  (`core_gflops`); a 20 µs model stays a 20 µs model on a class with cores like these, and
+  becomes slower on slower cores.
 
 GPU and NPU classes keep the plain roofline over their peaks (`usable_peak`), every byte at
 `e_bw` · bandwidth, fixed costs unscaled.
@@ -38,7 +40,11 @@ from profiles.estimate_hardware import SERIAL_FRACTION, cache_mb, core_gflops, s
 from profiles.hardware_class import HardwareClass
 from profiles.kernel_stats import KINDS, KernelStats
 
-DRAM_EFFICIENCY_CAP = 1.0  # bytes that do not fit in cache move at most at the class's bandwidth figure
+DRAM_EFFICIENCY_CAP = 1.0
+# A kernel under this many FLOPs runs on the calling thread (ONNX Runtime's MLAS splits a GEMM
+# over threads only when each gets enough work); above it, a multi-core run pays the thread
+# pool's dispatch and join. Assumed (order of magnitude of MLAS's per-thread work threshold).
+DISPATCH_FLOPS = 1e5  # bytes that do not fit in cache move at most at the class's bandwidth figure
 MIN_BAND = 0.05
 SIZE_WINDOW_DECADES = 1.0  # "models of that size": FLOPs within a factor 10 either way
 MIN_NEIGHBOURS = 6
@@ -56,6 +62,8 @@ class RuntimeParams(BaseModel):
     launch_ms: float = Field(ge=0, description="fixed cost per kernel launch, ms (at core_gflops)")
     call_ms: float = Field(default=0.0, ge=0,
                            description="fixed cost per inference, ms (at core_gflops)")
+    dispatch_ms: float = Field(default=0.0, ge=0, description="extra fixed cost per kernel split "
+                               "over threads (over DISPATCH_FLOPS, on more than one core), ms")
     core_gflops: float | None = Field(
         default=None, gt=0, description="one core's fp32 peak on the machine the fixed costs were "
         "fitted on; a class with slower cores pays them proportionally longer (None: unscaled)")
@@ -75,7 +83,7 @@ class RuntimeParams(BaseModel):
 
     def as_vector(self) -> np.ndarray:
         return np.array([*(self.efficiency[k] for k in KINDS), self.bandwidth_efficiency,
-                         max(self.launch_ms, 1e-6), max(self.call_ms, 1e-6)])
+                         max(self.launch_ms, 1e-6), max(self.call_ms, 1e-6), max(self.dispatch_ms, 1e-6)])
 
     def band_for(self, flops: float | None = None) -> float:
         """The multiplicative band of a piece of `flops` FLOPs (per inference at its batch)."""
@@ -148,7 +156,7 @@ def roofline_ms(stats: KernelStats, hardware: HardwareClass, vector: np.ndarray,
     kind, flops, const, act, calls = _features(stats)
     eff = vector[:len(KINDS)][kind]
     e_bw = vector[len(KINDS)]
-    launch, call = vector[len(KINDS) + 1], vector[len(KINDS) + 2]
+    launch, call, dispatch = vector[len(KINDS) + 1], vector[len(KINDS) + 2], vector[len(KINDS) + 3]
     nbytes = const + act
     if hardware.kind == "cpu":
         dram = dram_bytes(const, act, calls, cache_mb(hardware, cores_used(hardware, single_thread)) * 1e6)
@@ -158,7 +166,8 @@ def roofline_ms(stats: KernelStats, hardware: HardwareClass, vector: np.ndarray,
         memory_ms = nbytes / (e_bw * gbs * 1e6)
     compute_ms = flops / (eff * gflops * 1e6)
     scale = fixed_cost_scale(hardware, reference_core_gflops)
-    return float(np.sum(calls * (np.maximum(compute_ms, memory_ms) + launch * scale))
+    per_kernel = launch + (dispatch * (flops > DISPATCH_FLOPS) if cores_used(hardware, single_thread) > 1 else 0.0)
+    return float(np.sum(calls * (np.maximum(compute_ms, memory_ms) + per_kernel * scale))
                  + call * scale + hardware.overhead_ms)
 
 

@@ -33,6 +33,7 @@ from profiles.calibration import (
 )
 from profiles.estimate import calibrated_rows
 from profiles.estimate_hardware import SERIAL_FRACTION, cache_mb, speedup
+from profiles.estimate_model import DISPATCH_FLOPS
 from profiles.hardware import HardwareClass, get_hardware, local_hardware
 from profiles.measure import MeasureConfig
 from profiles.onnx_prep import prepare_onnx
@@ -184,6 +185,14 @@ def test_fixed_costs_scale_with_core_speed_not_core_count():
     slow = _cpu_of("cortex-a76", 4, 100.0, 8.0, arch="aarch64")  # 25 GFLOP/s per core
     assert predict_ms(tiny, 1, twin, fixed) == pytest.approx(0.01 + 3 * 0.002, rel=0.01)
     assert predict_ms(tiny, 1, slow, fixed) == pytest.approx(4 * (0.01 + 3 * 0.002), rel=0.01)
+    # a kernel big enough to be split over threads also pays the thread pool's dispatch, on more
+    # than one core only
+    split = KernelStats((Kernel("k", "matmul", 10 * DISPATCH_FLOPS, 1e2, 1e2, 1),), 1, "tir")
+    pooled = fixed.model_copy(update={"dispatch_ms": 0.5})
+    one_core = _cpu_of("znver4", 1, 100.0, 10.0)
+    assert predict_ms(split, 1, twin, pooled) - predict_ms(split, 1, twin, fixed) == pytest.approx(0.5, rel=1e-3)
+    assert predict_ms(split, 1, one_core, pooled) == pytest.approx(predict_ms(split, 1, one_core, fixed))
+    assert predict_ms(tiny, 1, twin, pooled) == pytest.approx(predict_ms(tiny, 1, twin, fixed))
 
 
 def test_band_is_multiplicative_and_comes_from_models_of_the_same_size():
@@ -358,3 +367,28 @@ def test_a_cpu_the_catalog_does_not_know_gets_measured_peaks_once(tmp_path, monk
     assert hw.measured_peaks("x86-unknown-2c", 2) == peaks  # read back from the cache dir
     with pytest.raises(AssertionError, match="measured again"):
         hw.measured_peaks("x86-unknown-2c", 4)  # other cores: a new measurement
+
+
+def test_a_small_model_is_estimated_at_its_fixed_costs_on_a_near_twin_class():
+    """Issue 15 item 5: a model whose work is negligible costs the runtime's fixed costs, fitted
+    on small pieces here: the same on a class with cores like this machine's, whatever its core
+    count (not 15x more, as a per-launch cost fitted on big models made it), more on slower
+    cores, and its band is the band of small fitted models."""
+    tiny = KernelStats(tuple(Kernel(f"k{i}", "matmul", 2e3, 4e3, 1e3, 1) for i in range(6)), 1, "tir")
+    ort = default_calibration().cpu["onnxruntime"]
+    here = predict_ms(tiny, 1, get_hardware("x86-zen4-2c"), ort)
+    assert here == pytest.approx(ort.call_ms + 6 * ort.launch_ms, rel=0.05)
+    for twin in ("x86-zen4-4c", "x86-zen4-16c", "x86-zen4-1c"):
+        assert predict_ms(tiny, 1, get_hardware(twin), ort) == pytest.approx(here, rel=0.05), twin
+    assert predict_ms(tiny, 1, get_hardware("arm-cortex-a76-4c"),
+                      default_calibration().params(get_hardware("arm-cortex-a76-4c"), "onnxruntime")) > 2 * here
+    small_band, big_band = ort.band_for(tiny.flops), ort.band_for(1e10)
+    assert small_band != big_band and small_band == ort.band_for(tiny.flops * 2)
+
+
+def test_a_calibration_stored_for_an_older_estimator_model_is_not_used(tmp_path):
+    cache = ProfileCache(tmp_path / "profiles")
+    old = Calibration(cpu={"onnxruntime": params(conv=0.123)}, fitted_on="model 1").model_dump()
+    del old["model_version"]  # stored before the field existed: estimator model 1
+    cache.store.put_calibration("cpu", old)
+    assert current_calibration(cache.store).fitted_on.endswith("(built in)")

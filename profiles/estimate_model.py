@@ -3,7 +3,7 @@
 A piece is its fused kernels (`profiles.kernel_stats`: FLOPs, weight bytes and activation bytes
 per kernel, how often `main` launches it). One inference on a CPU class takes
 
-    Σ_kernels calls · (max(compute, memory) + (launch + dispatch?) · f) + call · f + class overhead
+    Σ_kernels calls · (max(compute, memory) + (launch + dispatch_k) · f) + call · f + class overhead
 
 - compute = FLOPs / (e_kind · core peak · speedup(n)), `n` the cores the runtime runs on (1 for
   untuned TVM, whose default schedules have no parallel loops) and `speedup(n)` Amdahl's batch-1
@@ -13,8 +13,8 @@ per kernel, how often `main` launches it). One inference on a CPU class takes
   used (`cache_mb`), the weights when all of the piece's weights fit (they stay there between
   calls); the rest streams from DRAM, at no more than the class's bandwidth figure. `e_bw` above 1
   is what a large cache buys (this machine's fit); it is not credited where the data does not fit.
-- launch and call are the runtime's fixed costs per kernel launch and per inference (dispatch,
-  allocation: host code on one core), plus `dispatch` per kernel big enough to be split over
+- launch and call are the runtime's fixed costs per kernel launch and per inference (binding,
+  allocation, bookkeeping: host code on one core), plus `dispatch_k` = `dispatch` for a kernel big enough to be split over
   threads (over `DISPATCH_FLOPS`, when more than one core runs it: waking and joining the thread
   pool), all fitted on this machine and scaled by `f` = this machine's core speed / the class's
   (`core_gflops`); a 20 µs model stays a 20 µs model on a class with cores like these, and

@@ -112,4 +112,4 @@ def test_the_bundled_phone_example_names_catalog_devices():
     spec = parse_spec(yaml.safe_load(EXAMPLE.read_text()), origin=str(EXAMPLE))
     check_hardware_ids(spec, load_offers(), str(EXAMPLE))
     assert sum(seg.share for seg in spec.fleet) == pytest.approx(1.0)
-    assert {seg.owned_by for seg in spec.fleet} == {"users"} and spec.slo.min_site_share == 0.85
+    assert {seg.owned_by for seg in spec.fleet} == {"users"} and spec.slo.min_site_share == 0.95

@@ -53,13 +53,15 @@ def profile(
     if as_json:
         print(table.to_json(orient="records", indent=2))
         return
+    from placement.rows import source_label
     from profiles import table as pt
 
     t = Table(title=f"profiles of {spec.name}")
     for col in ("piece", "hardware", "runtime", "p50 ms", "p95 ms", "memory MB", "source"):
         t.add_column(col)
     for _, r in table.sort_values([pt.PIECE, pt.SOURCE, pt.HARDWARE, pt.RUNTIME]).iterrows():
-        src = r[pt.SOURCE] + (f" ±{r[pt.ERROR_BAND]:.0%}" if r[pt.SOURCE] == "estimated" else "")
+        band = r[pt.ERROR_BAND]
+        src = source_label(r[pt.SOURCE], None if band != band else band)
         t.add_row(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], f"{r[pt.LATENCY_MS_P50]:.2f}",
                   f"{r[pt.LATENCY_MS_P95]:.2f}", f"{r[pt.MEMORY_MB]:.0f}", src)
     out.print(t)

@@ -71,7 +71,7 @@ def list_rows(
         t.add_column(col)
     for r in df.to_dict("records"):
         band = r[pt.ERROR_BAND]
-        src = r[pt.SOURCE] + ("" if band != band else f" ±{band:.0%}")
+        src = r[pt.SOURCE] if band != band or band is None else f"{r[pt.SOURCE]} ×/÷{1 + band:.2f}"
         busy = r[OTHERS_CPU_SHARE]
         t.add_row(r[pt.PIECE], r[MODEL] or "(any)", r[pt.HARDWARE], r[pt.RUNTIME], str(r[pt.BATCH]),
                   f"{r[pt.LATENCY_MS_P50]:.2f}", f"{r[pt.LATENCY_MS_P95]:.2f}",

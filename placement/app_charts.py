@@ -37,7 +37,7 @@ def badge(row: dict) -> str:
     if row["runtime"] == "tvm-tuned" and row["source"] in ("measured-local", "measured-rpc"):
         return "tuned"
     if row["source"] == "estimated":
-        return f"estimated ±{row['error_band']:.0%}" if row["error_band"] else "estimated"
+        return rows.source_label("estimated", row["error_band"])
     return SOURCE_LABELS.get(row["source"], row["source"])
 
 

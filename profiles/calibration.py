@@ -76,7 +76,7 @@ logger = logging.getLogger(__name__)
 # the fp32 (non-tensor-core) peak, convolutions (no dlight conv rule; fallback schedule) much
 # less; memory-bound kernels about half the DRAM bandwidth; ~5 us per kernel launch. NPU
 # `onnxruntime` (e.g. Inferentia through its ONNX path) reaches a fair share of its peak on
-# GEMM-like work. The error band (±100 %) says these are rough.
+# GEMM-like work. The error band (1.0: ×/÷2) says these are rough.
 ASSUMED: dict[tuple[str, str], RuntimeParams] = {
     ("gpu", "tvm"): RuntimeParams(
         efficiency={"conv": 0.05, "dwconv": 0.02, "matmul": 0.2, "other": 0.1},

@@ -14,7 +14,7 @@ Conventions (the same as `hardware_catalog_data`):
   runs on them. Their peaks are int8 TOPS (the models must be quantised to int8 and compiled by
   the vendor's compiler), their supported-operator limits are stated in `sources` (prefixed
   "limits:"), and their rows use the catalog's NPU convention (runtime label `onnxruntime`,
-  assumed efficiencies, ±100 % band; `profiles.calibration.ASSUMED`).
+  assumed efficiencies, a ×/÷2 band; `profiles.calibration.ASSUMED`).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ _add(HardwareClass(
               "operation the Edge TPU lacks, and every operation after it, runs on the host CPU; "
               "parameters beyond the on-chip SRAM stream over USB (coral.ai/docs/edgetpu/models-intro)"),
              ("peak_gflops = 4000 int8 GOPS (the fp32 rows are estimated against it: an estimate "
-              "of the quantised model, ±100 %)"),
+              "of the quantised model, ×/÷2)"),
              "mem_bandwidth_gbs = the USB 3.0 (5 Gbit/s) link to the host, from the datasheet",
              "overhead 0.5 ms assumed: USB round trip per inference (not measured)",
              ("checked against the one published row (docs/published_latency.csv, "
@@ -185,7 +185,7 @@ _add(HardwareClass(
               "Compiler from ONNX or TFLite; only the layers in the compiler's supported-layer list; "
               "no external DRAM on Hailo-8/8L: the whole network must fit in on-chip memory "
               "(or be split into contexts, which costs time)"),
-             "peak_gflops = 13000 int8 GOPS (fp32 rows estimated against it, ±100 %)",
+             "peak_gflops = 13000 int8 GOPS (fp32 rows estimated against it, ×/÷2)",
              "mem_bandwidth_gbs = one PCIe Gen 3 lane (0.985 GB/s) to the host: weights stay on chip",
              "overhead 0.3 ms assumed: PCIe round trip per inference (not measured)",
              "runtime label `onnxruntime`: the catalog's convention for an NPU's vendor path"],

@@ -13,6 +13,7 @@ import html
 import io
 import os
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -47,11 +48,15 @@ class EventLoop:
     browser as a "reference … isn't known" console error).
 
     One callback per turn of the loop: Panel writes a callback's changes to the browser on the
-    next turn, so the headline's patch leaves before the tables and charts are even built."""
+    next turn, so the headline's patch leaves before the tables and charts are even built.
+
+    `settle` runs the first results while the page is being made, so that they are in the
+    document the browser first receives."""
 
     def __init__(self, doc):
         self.doc = doc
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._queue: deque = deque()
         self._loaded = False
         self._pumping = False  # a turn is scheduled
@@ -65,7 +70,30 @@ class EventLoop:
     def __call__(self, fn) -> None:
         with self._lock:
             self._queue.append(fn)
+            self._arrived.notify_all()
         self._kick()
+
+    def settle(self, done, timeout_s: float) -> bool:
+        """While the session is being made (before the page is served): run the queued
+        callbacks here as they arrive until `done()` holds and none is left, at most
+        `timeout_s`. Their widgets and plots are then part of the page as first sent: no
+        patches, and nothing to re-walk later. False when it timed out (a cold start that is
+        profiling: the page comes at once and the results follow)."""
+        from panel.io.state import set_curdoc
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                while not self._queue:
+                    left = deadline - time.monotonic()
+                    if done():
+                        return True
+                    if left <= 0:
+                        return False
+                    self._arrived.wait(left)
+                fn = self._queue.popleft()
+            with set_curdoc(self.doc):
+                fn()
 
     def _kick(self) -> None:
         with self._lock:
@@ -108,8 +136,13 @@ class PlacementApp(pn.viewable.Viewer):
         s = self.state
         doc = pn.state.curdoc
         served = doc is not None and doc.session_context is not None
+        self.loop = None
         if served:
-            s.publish = self._later = EventLoop(doc)
+            s.publish = self._later = self.loop = EventLoop(doc)
+            # the analysis and the frontier wait for the page to be in the browser: made and
+            # serialised meanwhile, it is the first full page's longest step
+            s.hold_analysis(True)
+            pn.state.onload(lambda: s.hold_analysis(False))
         else:  # tables and charts on a later turn of the loop: the headline's patch leaves first
             self._later = lambda fn: fn()
         self._shown = None  # the plan whose placement the page shows
@@ -527,4 +560,7 @@ def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda _ctx: state.close())
     state.start(spec)
+    if app.loop is not None:  # warm, the first plan comes within the page (issue 10: under 3 s)
+        app.loop.settle(lambda: bool(state.error) or (state.plan is not None and bool(state.source)),
+                        timeout_s=float(os.environ.get("PLACEMENT_APP_FIRST_PLAN_S", "2.5")))
     return app

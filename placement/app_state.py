@@ -107,6 +107,8 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
     max_total_mb = param.Number(default=500.0, bounds=(0, None), doc="upload cap in total")
     debounce_s = param.Number(default=0.1, bounds=(0, None))
     frontier_points = param.Integer(default=12, bounds=(2, 50))
+    frontier_quiet_s = param.Number(default=1.0, bounds=(0, None),
+                                    doc="quiet inputs before a moved frontier is recomputed (it cannot be stopped)")
 
     INPUTS = ("slo_ms", "percentile", "min_site_share", "budget_usd", "sites", "rate_per_site_rps",
               "uplink_mbps", "downlink_mbps", "rtt_ms", "pricing_model", "discount_percent", "objective",
@@ -127,6 +129,9 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement-app")
         self._analyst = ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement-app-analysis")
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified on every new generation
+        self._analysis_open = threading.Event()  # see hold_analysis
+        self._analysis_open.set()
         self._generation = 0
         self._timer: threading.Timer | None = None
         self._pending = 0
@@ -288,6 +293,7 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
         """Re-plan after `debounce_s` of quiet; a newer request supersedes a queued one."""
         with self._lock:
             self._generation += 1
+            self._changed.notify_all()
             generation = self._generation
             if self._timer is not None:
                 self._timer.cancel()
@@ -325,8 +331,14 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
 
         self.publish(show)
 
+    def hold_analysis(self, held: bool) -> None:
+        """Hold analyses and frontiers back (a page being made and sent: they would compete with
+        it for the interpreter) or let them go; a hold lapses by itself after 30 s."""
+        (self._analysis_open.clear if held else self._analysis_open.set)()
+
     def _analysis_job(self, generation: int, ws: api.Workspace, overrides: api.Overrides,
                       quick: api.PlanOutcome) -> None:
+        self._analysis_open.wait(30)
         if generation != self._generation:
             return  # superseded: the newer plan brings its own analysis
         self._set(activity="analysing")
@@ -345,6 +357,12 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
         key = (ws, overrides.model_copy(update={"objective": None}))
         if key == self._frontier_for or generation != self._generation:
             return
+        if self._frontier_for is not None and self._frontier_for[0] is ws and self.frontier_quiet_s:
+            # a moved frontier (not a new Workspace's): wait for the inputs to rest, so a burst of
+            # changes (typing, a spinner held) does not keep two cores busy with frontiers
+            with self._lock:
+                if self._changed.wait_for(lambda: generation != self._generation, self.frontier_quiet_s):
+                    return
         self._set(activity="frontier", frontier_note="computing the frontier…")
         try:
             plans = ws.frontier(overrides, max_points=self.frontier_points)

@@ -30,7 +30,7 @@ def table_workspace() -> api.Workspace:
 
 @pytest.fixture
 def state():
-    s = AppState(examples={}, debounce_s=0.05)
+    s = AppState(examples={}, debounce_s=0.05, frontier_quiet_s=0.2)
     s.open_workspace(table_workspace(), label="two models")
     assert s.wait_idle(60)
     yield s

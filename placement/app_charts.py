@@ -269,36 +269,38 @@ class PlanCharts:
         fig.outline_line_color = None
 
     def show_plan(self, plan) -> None:
-        """Every chart of one plan (the frontier's marks follow the solve: `show_marks`)."""
+        """Every chart of one plan (the frontier's marks follow the solve: `show_marks`). Only
+        what changed is set: a plan at another SLO often moves nothing but the SLO line."""
         d = dataflow_data(plan)
-        self.nodes.data, self.edges.data = d["nodes"], d["edges"]
-        self.dataflow.x_range.update(start=d["x_range"][0], end=d["x_range"][1])
-        self.dataflow.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        _refill(self.nodes, d["nodes"])
+        _refill(self.edges, d["edges"])
+        _update(self.dataflow.x_range, start=d["x_range"][0], end=d["x_range"][1])
+        _update(self.dataflow.y_range, start=d["y_range"][0], end=d["y_range"][1])
         d = latency_data(plan)
-        self.latency.x_range.factors = d["paths"]
-        self.parts.data = d["bars"]
-        self.latency.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
-        self.latency_slo.location = d["slo"]
-        self.latency.title.text = f"latency per path against the SLO ({d['slo']:g} ms, dashed)"
+        _update(self.latency.x_range, factors=d["paths"])
+        _refill(self.parts, d["bars"])
+        _update(self.latency.y_range, start=d["y_range"][0], end=d["y_range"][1])
+        _update(self.latency_slo, location=d["slo"])
+        _update(self.latency.title, text=f"latency per path against the SLO ({d['slo']:g} ms, dashed)")
         d = cost_data(plan)
-        self.costs.x_range.factors = d["items"]
-        self.items.data = d["bars"]
-        self.costs.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        _update(self.costs.x_range, factors=d["items"])
+        _refill(self.items, d["bars"])
+        _update(self.costs.y_range, start=d["y_range"][0], end=d["y_range"][1])
         d = pricing_data(plan)
-        self.pricing.x_range.factors = d["models"]
-        self.models.data = d["bars"]
-        self.pricing.y_range.update(start=d["y_range"][0], end=d["y_range"][1])
+        _update(self.pricing.x_range, factors=d["models"])
+        _refill(self.models, d["bars"])
+        _update(self.pricing.y_range, start=d["y_range"][0], end=d["y_range"][1])
 
     def show_frontier(self, frontier) -> None:
         self.points.selected.indices = []
-        self.points.data = frontier_data(frontier)
+        _refill(self.points, frontier_data(frontier))
         self._frontier_ranges()
 
     def show_marks(self, outcome) -> None:
         self._marks = marks_data(outcome)
-        self.star.data = self._marks["star"]
-        self.frontier_slo.location = self._marks["slo"] or 0
-        self.budget.location = self._marks["budget"] or 0
+        _refill(self.star, self._marks["star"])
+        _update(self.frontier_slo, location=self._marks["slo"] or 0)
+        _update(self.budget, location=self._marks["budget"] or 0)
         self._frontier_ranges()
 
     def _frontier_ranges(self) -> None:
@@ -307,5 +309,17 @@ class PlanCharts:
         xs = list(self.points.data["latency_ms"]) + m["star"]["latency_ms"] + [m["slo"]]
         ys = list(self.points.data["monthly_usd"]) + m["star"]["monthly_usd"] + [m["budget"]]
         x, y = _span(xs, floor=0.0), _span(ys, floor=0.0)
-        self.frontier.x_range.update(start=x[0], end=x[1])
-        self.frontier.y_range.update(start=y[0], end=y[1])
+        _update(self.frontier.x_range, start=x[0], end=x[1])
+        _update(self.frontier.y_range, start=y[0], end=y[1])
+
+
+def _refill(source: ColumnDataSource, data: dict) -> None:
+    """New columns for a source, unless they are what it holds (no patch, no redraw)."""
+    if dict(source.data) != data:
+        source.data = data
+
+
+def _update(model, **values) -> None:
+    changed = {k: v for k, v in values.items() if getattr(model, k) != v}
+    if changed:
+        model.update(**changed)

@@ -179,7 +179,8 @@ class PlacementApp(pn.viewable.Viewer):
                                                    layout="fit_data_table", height=220)
         self.baselines = pn.widgets.Tabulator(pd.DataFrame(columns=BASELINE_COLUMNS), disabled=True, show_index=False,
                                               layout="fit_data_table")
-        self.savings = pn.pane.Markdown("")
+        self._savings = Div(text="", sizing_mode="stretch_width")
+        self.savings = pn.pane.Bokeh(self._savings, sizing_mode="stretch_width")
         self.explanation = pn.Column(visible=False, css_classes=["explanation"])
         self.offers = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, header_filters=True,
                                            pagination="remote", page_size=15, layout="fit_data_table")
@@ -330,15 +331,18 @@ class PlacementApp(pn.viewable.Viewer):
         if saved and plan.costs:
             best = min(saved, key=lambda b: b["monthly_usd"])
             gain = best["monthly_usd"] - plan.costs.monthly_usd
-            self.savings.object = (
-                f"The optimiser saves **{usd(gain)}/month** against the cheapest feasible baseline ({best['name']})."
-                if gain > 0.005 else f"The cheapest feasible baseline ({best['name']}) is this plan.")
+            self._savings.text = (
+                f"The optimiser saves <b>{usd(gain)}/month</b> against the cheapest feasible baseline "
+                f"({html.escape(best['name'])})." if gain > 0.005
+                else f"The cheapest feasible baseline ({html.escape(best['name'])}) is this plan.")
         else:
-            self.savings.object = ""
+            self._savings.text = ""
         self._show_explanation(plan)
 
     def _fill(self, table, value: pd.DataFrame) -> None:
-        table.value = value
+        """A table's new rows (only if they changed: every Panel update re-walks the document)."""
+        if table.value is None or not table.value.equals(value):
+            table.value = value
         slot = self._table_slots[table]
         if not slot.objects:
             slot.objects = [table]

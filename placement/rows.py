@@ -262,6 +262,17 @@ def frontier_rows(plans: list[Plan]) -> list[dict]:
                      "latency_from": ", ".join(sorted(p.provenance.profile_sources)),
                      "price_date": p.provenance.price_date,
                      "meets_slo": p.latency.p95_ms <= p.latency.slo_ms,
-                     "placement": "; ".join(f"{x.piece}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
-                                            for x in p.placements)})
+                     "placement": placement_line(p)})
     return rows
+
+
+def placement_line(plan: Plan) -> str:
+    """`a@rpi5-8gb; b+c@c7a.largex2 (one pool)`: one entry per piece, one per co-located pool."""
+    out = []
+    for x in plan.placements:
+        if x.pool_pieces and x.piece != x.pool_pieces[0]:
+            continue  # named with the pool's first piece
+        name = "+".join(x.pool_pieces) if x.pool_pieces else x.piece
+        out.append(f"{name}@{x.instance_type}" + (f"x{x.replicas}" if x.tier == "cloud" else "")
+                   + (" (one pool)" if x.pool_pieces else ""))
+    return "; ".join(out)

@@ -257,3 +257,14 @@ def test_verify_measures_a_shared_pool_the_way_it_is_predicted():
     for stage in PIPELINE:
         assert rows[stage]["measured"]["utilisation"] == pytest.approx(1.0)
         assert rows[stage]["predicted"]["utilisation"] == pytest.approx(plan.placements[0].utilisation)
+
+
+def test_a_frontier_row_names_a_shared_pool_once():
+    from placement.plan import make_plan
+    from placement.rows import frontier_rows
+
+    problem = four_small()
+    result = solve(problem)
+    plan = make_plan(problem, result, evaluate(problem, result.assignment), tvm_version=None)
+    [row] = frontier_rows([plan])
+    assert row["placement"] == "feat+emb+cls_a+cls_b@c1x1 (one pool)"

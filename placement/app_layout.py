@@ -137,8 +137,9 @@ class PlacementApp(pn.viewable.Viewer):
         doc = pn.state.curdoc
         served = doc is not None and doc.session_context is not None
         self.loop = None
-        if served:
-            s.publish = self._later = self.loop = EventLoop(doc)
+        if served:  # (create_app makes the loop first, to start planning while this is built)
+            loop = s.publish if isinstance(s.publish, EventLoop) else EventLoop(doc)
+            s.publish = self._later = self.loop = loop
             # the analysis and the frontier wait for the page to be in the browser: made and
             # serialised meanwhile, it is the first full page's longest step
             s.hold_analysis(True)
@@ -507,6 +508,18 @@ class PlacementApp(pn.viewable.Viewer):
         refresh = pn.widgets.Button(label="Refresh prices", color="default")
         refresh.on_click(lambda _e: s.refresh_prices())
         card = dict(sizing_mode="stretch_width", margin=(5, 5))
+        lower = [
+            pn.Card(self._table_slots[self.frontier_table], title="Frontier points (click a row to show its plan)",
+                    **card),
+            pn.Row(pn.Card(self.costs, title="Money", **card), pn.Card(self.pricing, title="Pricing models", **card)),
+            pn.Card(pn.Column(self.savings, self._table_slots[self.baselines]), title="Baselines", **card),
+            # dynamic: a tab is built when it is opened (the offer table is a few hundred models)
+            pn.Tabs(("Tuning", self.tune_box), ("Offers", pn.Column(refresh, self._table_slots[self.offers])),
+                    ("Profiles", self._table_slots[self.profiles]), dynamic=True),
+        ]
+        # All of it is in the first page. (Sent after the page loaded, the lower cards came as
+        # one Panel patch while their charts' data went as Bokeh patches, which could arrive
+        # first: "reference … isn't known" in the console.)
         return pn.Column(
             self.status,
             self.alert, self.notes, self.progress,
@@ -518,23 +531,26 @@ class PlacementApp(pn.viewable.Viewer):
                     title="Placement (every latency badged with where it comes from)", **card),
             pn.Row(pn.Card(self.frontier, title="Cost–latency frontier", **card),
                    pn.Card(self.latency, title="Latency", **card)),
-            # not in the dynamic Tabs below: a slot there had two models, and its table joined
-            # the one not shown when the frontier came late
-            pn.Card(self._table_slots[self.frontier_table], title="Frontier points (click a row to show its plan)",
-                    **card),
-            pn.Row(pn.Card(self.costs, title="Money", **card), pn.Card(self.pricing, title="Pricing models", **card)),
-            pn.Card(pn.Column(self.savings, self._table_slots[self.baselines]), title="Baselines", **card),
-            # dynamic: a tab is built when it is opened (the offer table is a few hundred models)
-            pn.Tabs(("Tuning", self.tune_box), ("Offers", pn.Column(refresh, self._table_slots[self.offers])),
-                    ("Profiles", self._table_slots[self.profiles]), dynamic=True),
+            *lower,
         )
 
     def template(self):
         # Bootstrap, not Fast: Fast's design fetches a web font from Google, which an offline
         # machine cannot reach (a console error and seconds of waiting on every page load)
-        return pn.template.BootstrapTemplate(
-            title="placement-optimizer: where each model runs", sidebar=[self._sidebar()], main=[self.main()],
-            sidebar_width=330, header_background="#4c78a8")
+        return Page(title="placement-optimizer: where each model runs", sidebar=[self._sidebar()], main=[self.main()],
+                    sidebar_width=330, header_background="#4c78a8")
+
+
+class Page(pn.template.BootstrapTemplate):
+    """The template, put into its document with the document frozen: Bokeh collects the page's
+    models once instead of once per root the template adds (0.2-0.4 s of every first page)."""
+
+    def server_doc(self, doc=None, title=None, location=True):
+        doc = doc or pn.state.curdoc
+        if doc is None:
+            return super().server_doc(doc, title, location)
+        with doc.models.freeze():
+            return super().server_doc(doc, title, location)
 
 
 def badge_html(label: str) -> str:
@@ -560,10 +576,12 @@ def create_app(spec: str | Path | None = None, *, offers_csv=None, profiles_csv=
     offers_csv = offers_csv or os.environ.get("PLACEMENT_APP_OFFERS") or None
     profiles_csv = profiles_csv or os.environ.get("PLACEMENT_APP_PROFILES") or None
     state = AppState(offers_csv=offers_csv, profiles_csv=profiles_csv, **limits)
-    app = PlacementApp(state)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
         pn.state.on_session_destroyed(lambda _ctx: state.close())
-    state.start(spec)
+        state.publish = EventLoop(doc)  # results queue up there until the page below is built
+    state.start(spec)  # opening and planning while the page is built
+    app = PlacementApp(state)
     if app.loop is not None:  # warm, the first plan comes within the page (issue 10: under 3 s)
         app.loop.settle(lambda: bool(state.error) or (state.plan is not None and bool(state.source)),
                         timeout_s=float(os.environ.get("PLACEMENT_APP_FIRST_PLAN_S", "2.5")))

@@ -196,12 +196,13 @@ class PlanCharts:
     """The page's five charts, each a Bokeh figure over sources that `show_*` refills in place."""
 
     def __init__(self):
-        common = dict(toolbar_location="right", tools="save")  # few tools: each is models to send
+        common = dict(toolbar_location=None, tools="")  # every tool is models to make and send
         # dataflow: source → pieces → sink
         self.nodes = ColumnDataSource(dataflow_data()["nodes"])
         self.edges = ColumnDataSource(dataflow_data()["edges"])
         self.dataflow = figure(title="dataflow: where each piece runs", width=500, height=320, toolbar_location=None,
-                               tools="", x_range=Range1d(-0.4, 1.4), y_range=Range1d(-0.6, 0.6))
+                               tools="", x_range=Range1d(-0.4, 1.4), y_range=Range1d(-0.6, 0.6),
+                               x_axis_type=None, y_axis_type=None, outline_line_color=None)
         self.dataflow.segment("x0", "y0", "x1", "y1", source=self.edges, color="#999", line_width=2)
         dots = self.dataflow.scatter("x", "y", source=self.nodes, size=34, color="colour", line_color="white",
                                      legend_field="where")
@@ -212,7 +213,6 @@ class PlanCharts:
         self.dataflow.add_layout(LabelSet(x="x", y="y", text="text", source=self.edges, text_font_size="8pt",
                                           text_color="#555", text_align="center"))
         self.dataflow.legend.location = "bottom_left"
-        self._bare(self.dataflow)
         # latency: per path, stacked parts against the SLO
         self.parts = ColumnDataSource(latency_data()["bars"])
         self.latency = figure(title="latency per path against the SLO (dashed)", height=300,
@@ -246,9 +246,9 @@ class PlanCharts:
                                height=320, sizing_mode="stretch_width", x_range=Range1d(0, 1), y_range=Range1d(0, 1),
                                x_axis_label="p95 ms", y_axis_label="$/month",
                                tools="tap,box_zoom,reset,save", toolbar_location="right")
-        dots = self.frontier.scatter("latency_ms", "monthly_usd", source=self.points, size=12, color="#4c78a8",
-                                     selection_color="#f58518", nonselection_alpha=0.5, name=FRONTIER_RENDERER)
-        self.frontier.add_tools(HoverTool(renderers=[dots], tooltips=[
+        clickable = self.frontier.scatter("latency_ms", "monthly_usd", source=self.points, size=12, color="#4c78a8",
+                                          selection_color="#f58518", nonselection_alpha=0.5, name=FRONTIER_RENDERER)
+        self.frontier.add_tools(HoverTool(renderers=[clickable], tooltips=[
             ("placement", "@placement"), ("$/month", "@monthly_usd{0,0.00}"), ("p95 ms", "@latency_label")]))
         self.frontier.scatter("latency_ms", "monthly_usd", source=self.star, marker="star", size=18, color="red")
         self.frontier_slo = Span(location=0, dimension="height", line_color="red", line_dash="dashed", line_width=2)
@@ -256,17 +256,16 @@ class PlanCharts:
         self.frontier.add_layout(self.frontier_slo)
         self.frontier.add_layout(self.budget)
         self._marks = marks_data()
+        for fig in (self.dataflow, self.latency, self.costs, self.pricing, self.frontier):
+            for r in fig.renderers:  # no muting, and only the frontier's points are selectable
+                r.muted_glyph = None
+                if r is not clickable:
+                    r.nonselection_glyph = None
 
     @staticmethod
     def frontier_title(note: str = "") -> str:
         return f"cost–latency frontier: {note}" if note else \
             "cost–latency frontier (click a point; red dashed: SLO, green: budget)"
-
-    @staticmethod
-    def _bare(fig) -> None:
-        fig.xaxis.visible = fig.yaxis.visible = False
-        fig.xgrid.visible = fig.ygrid.visible = False
-        fig.outline_line_color = None
 
     def show_plan(self, plan) -> None:
         """Every chart of one plan (the frontier's marks follow the solve: `show_marks`). Only

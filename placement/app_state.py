@@ -202,6 +202,7 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
     def close(self) -> None:
         """End the session: stop tuning, drop queued work, remove the uploaded files."""
         self._closed = True
+        self._analysis_open.set()
         if self._timer is not None:
             self._timer.cancel()
         self.cancel_tuning()
@@ -339,7 +340,7 @@ class AppState(SpecInputs, Downloads, TuningJobs, param.Parameterized):
     def _analysis_job(self, generation: int, ws: api.Workspace, overrides: api.Overrides,
                       quick: api.PlanOutcome) -> None:
         self._analysis_open.wait(30)
-        if generation != self._generation:
+        if generation != self._generation or self._closed:
             return  # superseded: the newer plan brings its own analysis
         self._set(activity="analysing")
         outcome = ws.analyse(quick)

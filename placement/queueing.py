@@ -101,17 +101,27 @@ class Stream:
         return self.arrival_rps * self.service_ms / 1000.0
 
 
+def merge_streams(streams: Iterable[Stream]) -> tuple[float, float, float] | None:
+    """Several job streams at one queue as one: (summed rate, rate-weighted mean service time,
+    rate-weighted second moment of it); None when no stream sends anything."""
+    streams = [s for s in streams if s.arrival_rps > 0]
+    if not streams:
+        return None
+    rate = sum(s.arrival_rps for s in streams)
+    mean = sum(s.arrival_rps * s.service_ms for s in streams) / rate
+    second = sum(s.arrival_rps * s.service_ms ** 2 * (1.0 + s.scv) for s in streams) / rate
+    return rate, mean, second
+
+
 def shared_wait_ms_at_percentile(streams: Iterable[Stream], percentile: float, *, ca2: float = 1.0,
                                  extra_load: float = 0.0) -> float:
     """Wait at one server shared by several streams (a site device), FCFS: the streams merge
     into one with the summed rate, the rate-weighted mean and second moment of the service
     time. `extra_load`: busy share taken by work not in `streams` (a split model's head)."""
-    streams = [s for s in streams if s.arrival_rps > 0]
-    if not streams:
+    merged = merge_streams(streams)
+    if merged is None:
         return 0.0
-    rate = sum(s.arrival_rps for s in streams)
-    mean = sum(s.arrival_rps * s.service_ms for s in streams) / rate
-    second = sum(s.arrival_rps * s.service_ms ** 2 * (1.0 + s.scv) for s in streams) / rate
+    rate, mean, second = merged
     rho = rate * mean / 1000.0 + extra_load
     if rho >= 1.0:
         return math.inf
@@ -173,12 +183,10 @@ def pooled_wait_ms_at_percentile(servers: int, streams: Iterable[Stream], percen
     `ggc_wait_ms_at_percentile`; one server: exactly `shared_wait_ms_at_percentile`. `ca2`: the
     merged arrivals' ca², taken as one piece's (the pieces' jobs are not modelled as arriving
     together; docs/queueing.md)."""
-    streams = [s for s in streams if s.arrival_rps > 0]
-    if not streams:
+    merged = merge_streams(streams)
+    if merged is None:
         return 0.0
-    rate = sum(s.arrival_rps for s in streams)
-    mean = sum(s.arrival_rps * s.service_ms for s in streams) / rate
-    second = sum(s.arrival_rps * s.service_ms ** 2 * (1.0 + s.scv) for s in streams) / rate
+    rate, mean, second = merged
     if mean <= 0:
         return 0.0
     return ggc_wait_ms_at_percentile(servers, rate, mean, percentile, cs2=second / mean ** 2 - 1.0, ca2=ca2)

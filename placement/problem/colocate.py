@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 
-from placement.problem.offers import HOURS_PER_MONTH, price
+from placement.problem.offers import HOURS_PER_MONTH, cloud_location, offer_memory_mb, price
 from placement.problem.options import OptionInputs, common_fields, prune_dominated_options
 from placement.problem.records import Option
 from placement.queueing import (
@@ -103,7 +103,7 @@ class SharedPool:
 
     @property
     def location(self) -> str:
-        return _location(self.offer)
+        return cloud_location(self.offer)
 
     def latency_ms(self, i: int) -> float:
         return self.members[i].compute_ms_p95 + self.waits_ms[i]
@@ -171,7 +171,7 @@ def shared_pools(inputs: OptionInputs, calls: Mapping[str, float], inputs_of: Ma
     sized: list[tuple[dict, tuple[Member, ...], range]] = []
     for offer_id, members in open_to.items():
         offer = by_id[offer_id]
-        location = _location(offer)
+        location = cloud_location(offer)
         # ...at most MAX_CANDIDATES of them: those whose own pool here would waste the most
         wasted = sorted(members, key=lambda m: _share_usd(inputs, offer, m) - cheapest[(m.piece,), location])
         chosen = {m.piece for m in wasted[:MAX_CANDIDATES]}
@@ -183,7 +183,7 @@ def shared_pools(inputs: OptionInputs, calls: Mapping[str, float], inputs_of: Ma
                     sized.append((offer, subset, counts))
     # ...and the cheapest pool of each subset in each region
     for offer, subset, counts in sized:
-        key = (tuple(m.piece for m in subset), _location(offer))
+        key = (tuple(m.piece for m in subset), cloud_location(offer))
         cheapest[key] = min(cheapest.get(key, math.inf), counts[0] * _replica_usd(inputs, offer))
     anywhere: dict[tuple[tuple[str, ...], str], float] = {}  # the same, in any region ("")
     for (pieces, _), usd in cheapest.items():
@@ -194,7 +194,7 @@ def shared_pools(inputs: OptionInputs, calls: Mapping[str, float], inputs_of: Ma
     saving = []
     for offer, subset, counts in sized:
         pieces = tuple(m.piece for m in subset)
-        apart, apart_anywhere = _apart_usd(pieces, _location(offer), cheapest), _apart_usd(pieces, "", anywhere)
+        apart, apart_anywhere = _apart_usd(pieces, cloud_location(offer), cheapest), _apart_usd(pieces, "", anywhere)
         if counts[0] * _replica_usd(inputs, offer) >= apart - _EPS:
             continue
         for r in counts:
@@ -214,14 +214,6 @@ def _pool_id(offer: dict, pieces: tuple[str, ...], replicas: int) -> str:
     return f"{offer[ot.OFFER]}/r{replicas}/pool[{'+'.join(pieces)}]"
 
 
-def _offer_mb(offer: dict) -> float:
-    return float(offer[ot.MEMORY_GIB]) * 1024.0
-
-
-def _location(offer: dict) -> str:
-    return f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}"
-
-
 def _replica_usd(inputs: OptionInputs, offer: dict) -> float:
     return price(offer, inputs.pricing_column) * HOURS_PER_MONTH
 
@@ -235,7 +227,7 @@ def _members(inputs: OptionInputs, calls: Mapping[str, float], offer: dict) -> l
     out = []
     for piece, n in calls.items():
         rows = [r for r in inputs.runtimes.batches(piece, offer[ot.HARDWARE]).get(1, ())
-                if float(r[pt.MEMORY_MB]) <= _offer_mb(offer)]
+                if float(r[pt.MEMORY_MB]) <= offer_memory_mb(offer)]
         if not rows:
             continue
         row = min(rows, key=lambda r: (float(r[pt.LATENCY_MS_P50]), float(r[pt.LATENCY_MS_P95]),
@@ -250,7 +242,7 @@ def _replica_counts(inputs: OptionInputs, offer: dict, subset: tuple[Member, ...
     """From the fewest replicas that keep the summed p50 loads under the cap (and the mean
     service times under capacity) to `max_extra_replicas` more; empty if the pieces do not fit
     the instance's memory together."""
-    if sum(m.memory_mb for m in subset) > _offer_mb(offer):
+    if sum(m.memory_mb for m in subset) > offer_memory_mb(offer):
         return range(0)
     fewest = max(1, math.ceil(sum(m.load for m in subset) / inputs.utilisation_cap - _EPS))
     busy = sum(m.stream.load for m in subset)  # at the mean: the queue is stable above it
@@ -298,7 +290,7 @@ def member_option(inputs: OptionInputs, pool: SharedPool, i: int) -> Option:
                    " (jobs of one request arriving together counted)",
         monthly_usd=pool.monthly_usd, hourly_usd=price(offer, inputs.pricing_column),
         hourly_usd_by_model={m: price(offer, c) for m, c in ot.PRICING_MODELS.items()},
-        pool=pool.id, pool_pieces=pool.pieces, pool_memory_mb=_offer_mb(offer),
+        pool=pool.id, pool_pieces=pool.pieces, pool_memory_mb=offer_memory_mb(offer),
         **common_fields(inputs, member.piece, offer, member.row),
     )
 

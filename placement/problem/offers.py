@@ -80,7 +80,7 @@ def edge_device(spec: ApplicationSpec, row: dict, *, sites: int, segment: str | 
         idle_power_w=idle_w, power_policy=spec.edge.power,
         busy_power_monthly_usd_per_site=(busy_w - idle_w) * usd_per_w if by_use else 0.0,
         offer=row[ot.OFFER], device=row[ot.INSTANCE_TYPE],
-        memory_mb=float(row[ot.MEMORY_GIB]) * 1024.0, unit_usd=float(row[ot.UNIT_USD]),
+        memory_mb=offer_memory_mb(row), unit_usd=float(row[ot.UNIT_USD]),
         power_w=busy_w, capex_monthly_usd_per_site=capex,
         power_monthly_usd_per_site=(idle_w if by_use else busy_w) * usd_per_w, price_source=str(row[ot.PRICE_SOURCE]),
         price_date=str(row[ot.PRICE_DATE]), sites=sites, segment=segment, owned=owned or users,
@@ -101,6 +101,15 @@ def with_busy_power(options: dict, devices: dict) -> dict:
             new.append(replace(o, power_monthly_usd=usd) if usd else o)
         out[piece] = tuple(new)
     return out
+
+
+def offer_memory_mb(offer: dict) -> float:
+    return float(offer[ot.MEMORY_GIB]) * 1024.0
+
+
+def cloud_location(offer: dict) -> str:
+    """Where a cloud offer's pool runs, as options and flows name it: `provider:region`."""
+    return f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}"
 
 
 def price(row: dict, column: str) -> float | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from placement.problem.offers import HOURS_PER_MONTH, EdgeDevice, price
+from placement.problem.offers import HOURS_PER_MONTH, EdgeDevice, cloud_location, offer_memory_mb, price
 from placement.problem.records import Option
 from placement.problem.runtimes import RuntimeIndex, runtime_front
 from placement.queueing import (
@@ -171,7 +171,7 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
     hourly = price(offer, inputs.pricing_column)
     by_model = {m: price(offer, c) for m, c in ot.PRICING_MODELS.items()}
     arrival = inputs.total_rps * share * calls  # calls per second into the pool
-    offer_mb = float(offer[ot.MEMORY_GIB]) * 1024.0
+    offer_mb = offer_memory_mb(offer)
     out = []
     ca2 = merged_arrival_scv(inputs.arrival_scv, inputs.sites * share)
     for batch, rows in by_batch.items():
@@ -197,7 +197,7 @@ def _cloud_options(inputs: OptionInputs, piece: str, calls: float, offer: dict, 
                                                   cs2=scv, ca2=ca2 / batch)
                 out.append(Option(
                     id=f"{offer[ot.OFFER]}/{row[pt.RUNTIME]}/b{batch}/r{replicas}",
-                    location=f"{offer[ot.PROVIDER]}:{offer[ot.REGION]}", replicas=replicas,
+                    location=cloud_location(offer), replicas=replicas,
                     compute_ms_p95=float(row[pt.LATENCY_MS_P95]) * calls, wait_ms=fill + queue,
                     batch_fill_ms=fill, utilisation=util, arrival_rps=arrival / batch,
                     service_ms=mean, service_scv=scv,

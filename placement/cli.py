@@ -132,6 +132,8 @@ def _print_plan(plan) -> None:
     for note in plan.notes:
         if note.startswith("warning:"):
             print(note, file=sys.stderr)
+        elif " were left out: " in note:  # offers the pricing model has no price for
+            print(f"note: {_shortened(note)}", file=sys.stderr)
     out.print(f"prices as of {plan.provenance.price_date}; estimated rows in yellow "
               f"(provisional estimates, see the error band)")
 
@@ -306,3 +308,12 @@ __import__("placement.cli_verify").cli_verify.register(app)  # placement verify
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _shortened(note: str, names: int = 12) -> str:
+    """A note ending in a list of offers, with at most `names` of them (plan.json has them all)."""
+    head, _, listed = note.partition(": ")
+    offers = listed.split(", ")
+    if len(offers) <= names + 3:  # "and 2 more" would save nothing
+        return note
+    return f"{head}: {', '.join(offers[:names])} and {len(offers) - names} more (plan.json's notes name them all)"

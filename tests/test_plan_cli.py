@@ -179,6 +179,22 @@ def test_cli_prices_a_plan_at_spot_with_a_discount(csv_inputs, monkeypatch, caps
     assert code == 2 and "--discount" in err
 
 
+def test_an_offer_without_a_price_at_the_pricing_model_is_named_not_dropped_silently(csv_inputs, monkeypatch,
+                                                                                        capsys):
+    d = csv_inputs  # aws:r0:c1 has on-demand, spot and 1-year prices, no 3-year one
+    code, out, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "--pricing-model", "reserved-3y",
+                             "-o", str(d / "r3.json"))
+    assert code == 0, err
+    assert "note: 1 candidate offer(s) have no reserved-3y price and were left out: aws:r0:c1" in err
+    plan = Plan.read(d / "r3.json")
+    assert any(n.endswith("left out: aws:r0:c1") for n in plan.notes)
+    assert all(p.offer != "aws:r0:c1" for p in plan.placements)
+    code, out, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),
+                             "--offers", str(d / "offers.csv"), "--pricing-model", "reserved-1y")
+    assert code == 0 and "left out" not in err
+
+
 def test_cli_estimated_latency_option(csv_inputs, monkeypatch, capsys):
     d = csv_inputs
     code, _, err = run_cli(monkeypatch, capsys, "plan", str(d / "app.yaml"), "--profiles", str(d / "profiles.csv"),

@@ -76,6 +76,7 @@ def build_problem(
     unplaceable: dict[str, str] = {}
     piece_lane: dict[str, str] = {}
     piece_model: dict[str, str] = {}
+    unpriced_offers: set[str] = set()  # candidates without a price at the pricing model
     for model in topological_order(spec):
         model_spec = spec.model(model)
         calls = model_spec.calls_per_request
@@ -86,15 +87,16 @@ def build_problem(
             found, unpriced = piece_options(inputs, model, calls)
             found += split_options(inputs, spec.network, model, calls, model_spec.split, io_bytes)
             by_lane = {"": prune_dominated_options(found) if prune else found}
-        if unpriced:
-            notes.append(f"{model}: {len(unpriced)} offer(s) have no {spec.hardware.pricing_model} "
-                         f"price and were left out")
+        unpriced_offers.update(unpriced)
         for segment, found in by_lane.items():
             piece = f"{segment}/{model}" if segment else model
             piece_lane[piece], piece_model[piece] = segment, model
             if not found:
                 unplaceable[piece] = why_no_option(model, cands, runtimes)
             options[piece] = tuple(found)
+    if unpriced_offers:  # named, never dropped without a word (the report lists them too)
+        notes.append(f"{len(unpriced_offers)} candidate offer(s) have no {spec.hardware.pricing_model} price "
+                     f"and were left out: {', '.join(sorted(unpriced_offers))}")
 
     if spec.solver.colocate and not spec.fleet:
         # several whole models may share one cloud pool, sized for their loads together

@@ -13,16 +13,23 @@ estimate / published:
   what the planner would plan with, as shipped (`Calibration.params`: on another instruction set
   the fit is transferred with the per-family compute efficiency, `profiles.calibration`). The
   published runtime is often another one (ncnn); the column says so.
-- NPU classes: the assumed NPU efficiencies (`profiles.calibration.ASSUMED`).
+- NPU classes: the assumed NPU efficiencies (`profiles.calibration.ASSUMED`), except the Coral
+  Edge TPU, estimated from its published facts (`profiles.estimate_hardware.EDGETPU`: on-chip
+  parameter memory, host link, an efficiency and per-call cost from Coral's latencies of models
+  that are not in the table) with the piece's input and output bytes crossing the link.
+
+A model named `name@S` is the zoo's `name` at an S x S input (Coral publishes ResNet-50 at
+299x299): the zoo graph with its input's spatial dims rewritten, kept in the cache dir.
 
 Errors are multiplicative: a factor 2 is "2x too slow" or "2x too fast" alike. A row is "in band"
 when published lies in [estimate ÷ (1 + band), estimate × (1 + band)], band = the row's error band
 (`RuntimeParams.band_for`: the residuals of models of that size, times the transfer band).
 
-Leave-one-model-out per family (arm / x86 / npu): each row is predicted by its estimate times a
-correction factor fitted on the family's rows *of the other models* (geometric mean of published
-/ estimated), so no row is corrected by a figure for its own model; a family with one model has
-nothing to fit and is reported uncorrected. Then the thread-scaling check: for each device and
+Leave-one-model-out per family: on another instruction set than the fit's (Arm), each row is
+predicted with the family's compute ratio fitted on its rows *of the other models*, so no row is
+corrected by a figure for its own model. On the fit's own instruction set (x86) and for the NPUs
+no constant comes from a row of this table (the Edge TPU's come from Coral's figures for other
+models), so the leave-one-out prediction is the estimate itself. Then the thread-scaling check: for each device and
 model published at two thread counts, the published speed-up beside the estimated one.
 
 Honest limits: the table is small, most rows are ncnn (not a runtime the estimator models; its
@@ -40,6 +47,9 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
@@ -53,8 +63,10 @@ from profiles.calibration import (
     predict_ms,
     transferred,
 )
-from profiles.estimate_model import factor_band
+from profiles.estimate_hardware import on_chip_facts
+from profiles.estimate_model import estimate_band, factor_band, on_chip_parts
 from profiles.hardware import get_hardware
+from profiles.paths import atomic_write_bytes, cache_root
 from profiles.profiler import PieceSource, piece_kernel_stats
 from profiles.zoo import zoo_input_shapes, zoo_model_path
 
@@ -69,6 +81,40 @@ def family(hardware, fitted_arch: str) -> str:
     return hardware.arch if hardware.arch == fitted_arch else family_of(hardware)[0]
 
 
+def model_source(model: str) -> PieceSource:
+    """The zoo model `model`, or for `name@S` the zoo's `name` with an S x S input."""
+    name, _, size = model.partition("@")
+    path, shapes = zoo_model_path(name), zoo_input_shapes(name)
+    if not size:
+        return PieceSource(piece=model, onnx_path=path, input_shapes=shapes)
+    variant = cache_root() / "published" / f"{model}.onnx"
+    if not variant.exists() or variant.stat().st_mtime < path.stat().st_mtime:
+        graph = onnx.load(path)
+        for dim in graph.graph.input[0].type.tensor_type.shape.dim[2:]:
+            dim.dim_value = int(size)
+        del graph.graph.value_info[:]
+        atomic_write_bytes(variant, graph.SerializeToString())
+    first = next(iter(shapes))
+    return PieceSource(piece=model, onnx_path=variant,
+                       input_shapes={**shapes, first: [*shapes[first][:2], int(size), int(size)]})
+
+
+def io_bytes(source: PieceSource) -> float:
+    """Bytes of the model's inputs and outputs at batch 1, in the ONNX model's types."""
+    graph = onnx.shape_inference.infer_shapes(onnx.load(source.onnx_path, load_external_data=False)).graph
+    total = 0.0
+    for value in [*graph.input, *graph.output]:
+        tensor = value.type.tensor_type
+        if value.name in source.input_shapes:
+            dims = source.input_shapes[value.name]
+        else:
+            dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor.shape.dim]
+        if value.name in source.input_shapes or any(d.HasField("dim_value") for d in tensor.shape.dim):
+            size = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).itemsize
+            total += float(np.prod(dims)) * size
+    return total
+
+
 def on_threads(hardware, threads: int):
     """The class restricted to `threads` of its cores (a CPU row published at fewer threads)."""
     if hardware.kind != "cpu" or threads >= hardware.cores:
@@ -78,9 +124,11 @@ def on_threads(hardware, threads: int):
         "peak_gflops": hardware.peak_gflops * threads / hardware.cores})
 
 
-def estimate(stats, row, calibration, ratio: float | None = None) -> tuple[float, float, str]:
+def estimate(stats, row, calibration, ratio: float | None = None,
+             io: float | None = None) -> tuple[float, float, str]:
     """(p50 ms, error band, which estimate) for one published row; `ratio`: on another
-    instruction set, this family compute ratio instead of the shipped one."""
+    instruction set, this family compute ratio instead of the shipped one; `io`: the model's
+    input and output bytes at batch 1 (they cross an accelerator's host link)."""
     hw = on_threads(get_hardware(row["hardware"]), int(row["threads"] or 1))
     batch = int(row["batch"])
     flops = stats.at_batch(batch).flops
@@ -95,7 +143,8 @@ def estimate(stats, row, calibration, ratio: float | None = None) -> tuple[float
                 found.append((predict_ms(stats, batch, hw, params), params.band_for(flops), runtime))
         return min(found)
     params = ASSUMED[(hw.kind, "onnxruntime")]
-    return predict_ms(stats, batch, hw, params), params.band_for(flops), f"{hw.kind} assumed"
+    how = "on-chip facts" if on_chip_facts(hw) is not None else f"{hw.kind} assumed"
+    return predict_ms(stats, batch, hw, params, io_bytes=io), estimate_band(params, hw, flops), how
 
 
 def factor(a: float, b: float) -> float:
@@ -222,13 +271,14 @@ def main() -> None:
     with args.table.open(newline="") as f:
         rows = list(csv.DictReader(f))
     models = sorted({r["model"] for r in rows})
-    sources = [PieceSource(piece=m, onnx_path=zoo_model_path(m), input_shapes=zoo_input_shapes(m)) for m in models]
+    sources = [model_source(m) for m in models]
     stats = piece_kernel_stats(sources)
+    io = {source.piece: io_bytes(source) for source in sources}
     calibration = current_calibration()
 
     results = []
     for r in rows:
-        est, band, how = estimate(stats[r["model"]], r, calibration)
+        est, band, how = estimate(stats[r["model"]], r, calibration, io=io[r["model"]])
         published = float(r["latency_ms"])
         hw = get_hardware(r["hardware"])
         results.append({**r, "estimate_ms": est, "band": band, "how": how, "kind": hw.kind, "arch": hw.arch,
@@ -241,6 +291,14 @@ def main() -> None:
     scaling = scaling_table(results)
     if scaling is not None:
         console.print(scaling)
+    for r in results:
+        hw = get_hardware(r["hardware"])
+        facts = on_chip_facts(hw)
+        if facts is not None:
+            parts = on_chip_parts(stats[r["model"]].at_batch(int(r["batch"])), hw, facts,
+                                  io[r["model"]] * int(r["batch"]))
+            console.print(f"{hw.name} {r['model']}: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+                          + f" = {sum(parts.values()):.2f} ms (published {float(r['latency_ms']):g})")
     for fam, fit in fitted.items():
         console.print(f"{fam}: compute ratio fitted on all {fit['rows']} rows {fit['ratio']:.3f}, "
                       f"transfer band (p90 of {fit['how']} errors) ×/÷ {1 + fit['band']:.2f}")

@@ -8,9 +8,11 @@ Two estimators live here:
   row's `error_band` is multiplicative (the latency lies within estimate ÷ (1 + band) …
   estimate × (1 + band)): for CPU classes the 90th percentile of the leave-one-model-out errors
   of fitted models of the piece's size (`RuntimeParams.band_for`, times a transfer band on
-  another instruction set), for GPU/NPU the assumed ×/÷ 2. `memory_mb` is the local figure at the
-  same batch; p95 is the estimated p50 times the local p95/p50 ratio. Every batch measured
-  locally gets a row.
+  another instruction set), for GPU/NPU the assumed ×/÷ 2 — but an accelerator modelled from its
+  published facts (on-chip parameter memory, host link: the Coral Edge TPU,
+  `profiles.estimate_hardware.ON_CHIP`) gets its own model and band. `memory_mb` is the local
+  figure at the same batch; p95 is the estimated p50 times the local p95/p50 ratio. Every batch
+  measured locally gets a row.
 - `estimate_rows` (the PROVISIONAL roofline-ratio guess below), kept as the fallback for a row
   the calibration has no parameters for (e.g. a `tvm-tuned` row before tuning is calibrated).
 
@@ -41,6 +43,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from profiles.calibration import Calibration, predict_ms
+from profiles.estimate_model import estimate_band
 from profiles.hardware import HardwareClass
 from profiles.kernel_stats import KernelStats
 from profiles.table import (
@@ -91,11 +94,14 @@ def estimate_rows(local_rows: pd.DataFrame, local: HardwareClass,
 
 
 def calibrated_rows(local_rows: pd.DataFrame, local: HardwareClass, hardware: HardwareClass,
-                    stats: Mapping[str, KernelStats], calibration: Calibration) -> pd.DataFrame:
+                    stats: Mapping[str, KernelStats], calibration: Calibration,
+                    io_bytes: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Estimated ProfileTable rows for `hardware` from the roofline of each piece's kernels.
 
     `local_rows`: the measured rows of `local` (they give the batches, memory and p95/p50 ratio);
-    `stats[piece]`: the piece's kernel statistics at any batch (scaled to each row's batch).
+    `stats[piece]`: the piece's kernel statistics at any batch (scaled to each row's batch);
+    `io_bytes[piece]`: its input and output bytes at batch 1, where known (they cross an
+    accelerator's host link; a piece without them is charged a 224x224x3 image's).
     A row the calibration has no parameters for (or a piece without statistics) falls back to
     the provisional `estimate_rows` for that row."""
     runtimes = set(estimated_runtimes(hardware))
@@ -109,8 +115,9 @@ def calibrated_rows(local_rows: pd.DataFrame, local: HardwareClass, hardware: Ha
         if params is None or piece_stats is None:
             out.append(estimate_rows(pd.DataFrame([row], columns=PROFILE_COLUMNS), local, hardware))
             continue
-        p50 = predict_ms(piece_stats, int(row[BATCH]), hardware, params)
-        band = params.band_for(piece_stats.at_batch(int(row[BATCH])).flops)
+        p50 = predict_ms(piece_stats, int(row[BATCH]), hardware, params,
+                         io_bytes=(io_bytes or {}).get(row[PIECE]))
+        band = estimate_band(params, hardware, piece_stats.at_batch(int(row[BATCH])).flops)
         ratio = row[LATENCY_MS_P95] / row[LATENCY_MS_P50] if row[LATENCY_MS_P50] > 0 else 1.0
         out.append(pd.DataFrame([{**row, HARDWARE: hardware.name, LATENCY_MS_P50: p50,
                                   LATENCY_MS_P95: p50 * max(ratio, 1.0), SOURCE: ESTIMATED,

@@ -21,7 +21,11 @@ per kernel, how often `main` launches it). One inference on a CPU class takes
   becomes slower on slower cores.
 
 GPU and NPU classes keep the plain roofline over their peaks (`usable_peak`), every byte at
-`e_bw` · bandwidth, fixed costs unscaled.
+`e_bw` · bandwidth, fixed costs unscaled — except an accelerator with on-chip parameter memory
+(`profiles.estimate_hardware.ON_CHIP`: the Coral Edge TPU), which `on_chip_ms` models from its
+published facts: int8 ops at a share of the int8 peak, the int8 parameters that do not fit on
+chip streamed over the host link on every inference, the input and output over the link, and a
+fixed cost per call; activations stay on chip.
 
 `RuntimeParams.error_band` is multiplicative: an estimate `p` with band `b` says the latency lies
 between `p ÷ (1 + b)` and `p × (1 + b)` (b = 1: "within a factor 2 either way"). The band of a
@@ -36,7 +40,15 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from profiles.estimate_hardware import SERIAL_FRACTION, cache_mb, core_gflops, speedup
+from profiles.estimate_hardware import (
+    FP32_BYTES,
+    SERIAL_FRACTION,
+    OnChipFacts,
+    cache_mb,
+    core_gflops,
+    on_chip_facts,
+    speedup,
+)
 from profiles.hardware_class import HardwareClass
 from profiles.kernel_stats import KINDS, KernelStats
 
@@ -148,10 +160,46 @@ def dram_bytes(const: np.ndarray, act: np.ndarray, calls: np.ndarray, cache_byte
     return (0.0 if resident else const) + np.where(act > cache_bytes, act, 0.0)
 
 
+def on_chip_ms(stats: KernelStats, hardware: HardwareClass, facts: OnChipFacts,
+               io_bytes: float | None = None) -> float:
+    """One inference on an accelerator that keeps the parameters on chip (`OnChipFacts`):
+
+        call + I/O / link + int8 ops / (efficiency · peak) + max(0, params − SRAM) / link
+
+    `stats` count the fp32 model; the deployed one has `bytes_per_element` per element.
+    `io_bytes`: the piece's inputs and outputs in the fp32 model at the stats' batch (None:
+    unknown, charged `reference_io_bytes` per sample, a 224x224x3 image and 1000 scores)."""
+    return sum(on_chip_parts(stats, hardware, facts, io_bytes).values())
+
+
+def on_chip_parts(stats: KernelStats, hardware: HardwareClass, facts: OnChipFacts,
+                  io_bytes: float | None = None) -> dict[str, float]:
+    """The terms of `on_chip_ms`, ms: call, io, compute, streamed (parameters beyond the SRAM)."""
+    _, flops, const, _, calls = _features(stats)
+    per_element = facts.bytes_per_element / FP32_BYTES
+    link = hardware.mem_bandwidth_gbs * 1e6  # bytes per ms
+    params = float(np.sum(const * calls)) * per_element
+    io = facts.reference_io_bytes * stats.batch if io_bytes is None else io_bytes * per_element
+    return {"call": facts.call_ms, "io": io / link,
+            "compute": float(np.sum(flops * calls)) / (facts.efficiency * hardware.peak_gflops * 1e6),
+            "streamed": max(0.0, params - facts.sram_mb * 1e6) / link}
+
+
+def estimate_band(params: RuntimeParams, hardware: HardwareClass, flops: float | None = None) -> float:
+    """The multiplicative band of an estimate: the accelerator's own where it is modelled from
+    its facts (`on_chip_ms`), else the runtime's (`RuntimeParams.band_for`)."""
+    facts = on_chip_facts(hardware)
+    return facts.band if facts is not None else params.band_for(flops)
+
+
 def roofline_ms(stats: KernelStats, hardware: HardwareClass, vector: np.ndarray, *,
                 single_thread: bool = False, serial_fraction: float = SERIAL_FRACTION,
-                reference_core_gflops: float | None = None) -> float:
-    """Latency of one inference (see the module docstring); `vector` = `as_vector()` layout."""
+                reference_core_gflops: float | None = None, io_bytes: float | None = None) -> float:
+    """Latency of one inference (see the module docstring); `vector` = `as_vector()` layout.
+    `io_bytes` (the piece's inputs and outputs) matters only to an on-chip accelerator."""
+    facts = on_chip_facts(hardware)
+    if facts is not None:
+        return on_chip_ms(stats, hardware, facts, io_bytes)
     gflops, gbs = usable_peak(hardware, single_thread, serial_fraction)
     kind, flops, const, act, calls = _features(stats)
     eff = vector[:len(KINDS)][kind]
@@ -172,7 +220,9 @@ def roofline_ms(stats: KernelStats, hardware: HardwareClass, vector: np.ndarray,
 
 
 def predict_ms(stats: KernelStats, batch: int, hardware: HardwareClass,
-               params: RuntimeParams) -> float:
+               params: RuntimeParams, io_bytes: float | None = None) -> float:
+    """`io_bytes`: the piece's input and output bytes at batch 1 (fp32 model), if known."""
     return roofline_ms(stats.at_batch(batch), hardware, params.as_vector(),
                        single_thread=params.single_thread, serial_fraction=params.serial_fraction,
-                       reference_core_gflops=params.core_gflops)
+                       reference_core_gflops=params.core_gflops,
+                       io_bytes=None if io_bytes is None else io_bytes * batch)

@@ -14,11 +14,14 @@ Conventions (the same as `hardware_catalog_data`):
   runs on them. Their peaks are int8 TOPS (the models must be quantised to int8 and compiled by
   the vendor's compiler), their supported-operator limits are stated in `sources` (prefixed
   "limits:"), and their rows use the catalog's NPU convention (runtime label `onnxruntime`,
-  assumed efficiencies, a ×/÷2 band; `profiles.calibration.ASSUMED`).
+  assumed efficiencies, a ×/÷2 band; `profiles.calibration.ASSUMED`) — except the Coral Edge
+  TPU, estimated from its published facts (on-chip parameter memory, host link, an efficiency
+  and per-call cost from Coral's published latencies: `profiles.estimate_hardware.EDGETPU`).
 """
 
 from __future__ import annotations
 
+from profiles.estimate_hardware import EDGETPU, EDGETPU_LINK_GBS, EDGETPU_PEAK_GOPS
 from profiles.hardware_class import HardwareClass, x86_target
 
 EDGE_CLASSES: list[HardwareClass] = []
@@ -157,22 +160,34 @@ _add(_jetson("nvidia-agx-orin-64gb", 16, 5.3, 204.8, [
 
 _add(HardwareClass(
     name="google-edgetpu", kind="npu", arch="aarch64", cores=1, tvm_target=None,
-    peak_gflops=4000.0, mem_bandwidth_gbs=0.625, overhead_ms=0.5,
+    peak_gflops=EDGETPU_PEAK_GOPS, mem_bandwidth_gbs=EDGETPU_LINK_GBS, overhead_ms=EDGETPU.call_ms,
     sources=[("Google Coral Edge TPU (USB Accelerator): 4 TOPS int8 peak, 2 TOPS per watt "
-              "(coral.ai/static/files/Coral-USB-Accelerator-datasheet.pdf, coral.ai/docs/edgetpu/faq)"),
+              "(coral.ai/static/files/Coral-USB-Accelerator-datasheet.pdf; coral.ai/docs/edgetpu/"
+              "benchmarks, first paragraph)"),
              ("limits: int8 only — the model must be fully integer-quantised TensorFlow Lite, "
               "compiled by the Edge TPU compiler; no ONNX path (convert and quantise first); an "
-              "operation the Edge TPU lacks, and every operation after it, runs on the host CPU; "
-              "parameters beyond the on-chip SRAM stream over USB (coral.ai/docs/edgetpu/models-intro)"),
-             ("peak_gflops = 4000 int8 GOPS (the fp32 rows are estimated against it: an estimate "
-              "of the quantised model, ×/÷2)"),
-             "mem_bandwidth_gbs = the USB 3.0 (5 Gbit/s) link to the host, from the datasheet",
-             "overhead 0.5 ms assumed: USB round trip per inference (not measured)",
-             ("checked against the one published row (docs/published_latency.csv, "
-              "bench/estimator_published.py): MobileNetV2 estimated ~220 ms vs 2.3 ms published, "
-              "about 100x too slow — the roofline charges every kernel's activations at the USB "
-              "link rate, while the Edge TPU keeps them on chip. Treat this class's estimates as a "
-              "pessimistic placeholder until it is fitted"),
+              "operation the Edge TPU lacks, and every operation after it, runs on the host CPU "
+              "(coral.ai/docs/edgetpu/models-intro; not modelled: the estimate assumes every "
+              "operation maps to the Edge TPU, as convolutions, pooling, adds and fully connected "
+              "layers do)"),
+             ("on-chip memory: roughly 8 MB of SRAM caches the model's parameters (part of it "
+              "reserved for the executable); parameters that do not fit are fetched from host "
+              "memory over the link on every inference (coral.ai/docs/edgetpu/compiler, 'Parameter "
+              "data caching'; coral.ai/docs/edgetpu/multiple-edgetpu)"),
+             ("peak_gflops = 4000 int8 GOPS: the fp32 rows are estimated as the int8-quantised "
+              "model (1 byte per weight and activation)"),
+             ("mem_bandwidth_gbs = the host link's payload rate: USB 3.0 at 5 Gb/s (datasheet) "
+              "with 8b/10b coding = 0.5 GB/s; the M.2 / Mini PCIe cards' PCIe Gen2 x1 (5 GT/s, "
+              "8b/10b; coral.ai/docs/m2/datasheet) gives the same 0.5 GB/s. Inputs, outputs and the "
+              "parameters beyond the SRAM cross it"),
+             (f"overhead_ms = {EDGETPU.call_ms:g} ms per call and {EDGETPU.efficiency:.0%} of the "
+              "int8 peak: the intercept and slope of Coral's published USB-Accelerator latencies "
+              "of MobileNet v1 (2.4 ms) and Inception v1 (3.4 ms) against their multiply-adds "
+              "(coral.ai/docs/edgetpu/benchmarks Table 1; arXiv:1704.04861 Table 8), less the "
+              "224x224x3 input's transfer (profiles/estimate_hardware.py EDGETPU)"),
+             ("checked against Coral's published MobileNet v2 and ResNet-50 latencies "
+              "(docs/published_latency.csv, bench/estimator_published.py), which set no constant "
+              "here; estimates carry a x/÷1.5 band"),
              "runtime label `onnxruntime`: the catalog's convention for an NPU's vendor path"],
 ))
 _add(HardwareClass(

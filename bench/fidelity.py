@@ -7,8 +7,11 @@ for --duration seconds, and its predicted end-to-end p95 set against the measure
 
     python bench/fidelity.py [--duration 30] [--json out.json]
 
-A case is "ok" when measured p95 is within ±10 % of predicted, or below it (the plan sums per-piece
-p95s and uses an upper-bound wait on a shared device: it is conservative by construction)."""
+The predicted side is the plan's p95 plus this harness's serving overhead (its hop through the
+dispatcher, timed by probes at the start of each run: hops on the critical path x the hop's p95,
+docs/verify.md). A case is "ok" when the measured p95 is within +10 % of plan + overhead, or below
+it (the plan sums per-piece p95s and uses an upper-bound wait on a shared device: it is
+conservative by construction); the ratio against the plan alone is printed beside it."""
 
 from __future__ import annotations
 
@@ -173,13 +176,16 @@ def run_case(root: Path, name: str, case, duration: float) -> dict:
     plan = evaluate_options(ws, assignment, None)
     result = verify(ws, plan, duration_s=duration, headroom=headroom,
                     on_event=lambda msg: print(f"  [{name}] {msg}", file=sys.stderr))
-    e = result.data["end_to_end"]
+    e, o = result.data["end_to_end"], result.data["serving_overhead"]
     return {"case": name, "arrival": arrival, "scale": result.data["scale"]["note"],
             "utilisation": {s["stage"]: (s["predicted"]["utilisation"], s["measured"]["utilisation"])
                             for s in result.data["stages"]},
             "predicted_p95_ms": e["predicted_ms"], "measured_p50_ms": e["measured_ms_p50"],
             "measured_p95_ms": e["measured_ms_p95"], "measured_p99_ms": e["measured_ms_p99"],
-            "ratio": e["ratio"], "done": e["requests_done"], "sent": e["requests_sent"],
+            "ratio": e["ratio"], "serving_overhead_ms": e["serving_overhead_ms"],
+            "predicted_with_overhead_ms": e["predicted_with_overhead_ms"],
+            "ratio_with_overhead": e["ratio_with_overhead"], "overhead": o,
+            "done": e["requests_done"], "sent": e["requests_sent"],
             "failure": result.data["failure"], "stages": result.data["stages"]}
 
 
@@ -199,18 +205,27 @@ def main(argv=None) -> int:
             if args.only and args.only not in name:
                 continue
             results.append(run_case(Path(tmp), name, case, args.duration))
-    print(f"{'case':<34} {'pred p95':>9} {'meas p50':>9} {'meas p95':>9} {'meas p99':>9} {'ratio':>6}  verdict")
+    print(f"{'case':<34} {'plan p95':>9} {'overhead':>9} {'pred p95':>9} {'meas p50':>9} {'meas p95':>9} "
+          f"{'meas p99':>9} {'ratio':>6} {'ratio+oh':>8}  verdict")
     ok = 0
     for r in results:
-        good = r["ratio"] is not None and r["ratio"] <= 1.10
+        good = r["ratio_with_overhead"] is not None and r["ratio_with_overhead"] <= 1.10
         ok += good
-        print(f"{r['case']:<34} {r['predicted_p95_ms']:>9.2f} {r['measured_p50_ms'] or 0:>9.2f} "
-              f"{r['measured_p95_ms'] or 0:>9.2f} {r['measured_p99_ms'] or 0:>9.2f} {r['ratio'] or 0:>6.3f}  "
+        print(f"{r['case']:<34} {r['predicted_p95_ms']:>9.2f} {r['serving_overhead_ms'] or 0:>9.2f} "
+              f"{r['predicted_with_overhead_ms'] or 0:>9.2f} {r['measured_p50_ms'] or 0:>9.2f} "
+              f"{r['measured_p95_ms'] or 0:>9.2f} {r['measured_p99_ms'] or 0:>9.2f} {r['ratio'] or 0:>6.3f} "
+              f"{r['ratio_with_overhead'] or 0:>8.3f}  "
               f"{'ok' if good else 'MISS'} ({r['done']}/{r['sent']} done{'; ' + r['failure'] if r['failure'] else ''})")
+        o = r["overhead"]
+        print(f"{'':<34} overhead: {o['hops']} hop(s) x p95 {_f(o['hop_ms_p95'])} ms (hop p50 {_f(o['hop_ms_p50'])}, "
+              f"{o['probes']} probes); in the run: to a worker p50 {_f(o['run_inbound_ms_p50'])}, back p50 "
+              f"{_f(o['run_return_ms_p50'])}, deliveries late p50 {_f(o['late_ms_p50'])} ms, dispatcher "
+              f"{_f(100 * (o['dispatcher_core_share'] or 0), 0)} % of a core")
         print(f"{'':<34} {r['scale']}")
         print(f"{'':<34} utilisation predicted/measured: " + ", ".join(
             f"{k} {_f(v[0])}/{_f(v[1])}" for k, v in r['utilisation'].items()))
-    print(f"{ok}/{len(results)} within +10 % of predicted (or below it)")
+    print(f"{ok}/{len(results)} within +10 % of plan + serving overhead (or below it); "
+          f"{sum(r['ratio'] is not None and r['ratio'] <= 1.10 for r in results)}/{len(results)} against the plan alone")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0

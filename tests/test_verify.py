@@ -1,9 +1,12 @@
 """`placement verify` on a two-piece local plan with tiny ONNX models (a profiles CSV and this
 machine's offers: no profiling): a short run measures every piece, the link across tiers adds
-its configured delay, a killed worker is reported, and SIGINT leaves no process behind."""
+its configured delay, the harness's own serving overhead is measured and added to the plan's p95
+as documented, a killed worker is reported, and SIGINT leaves no process behind."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from placement import api
 from placement.verify import verify, write_this_machine_offers
+from placement.verify.report import lines, serving_overhead
+from placement.verify.run import RunRecord
+from placement.verify.topology import SINK, SOURCE, Group, Link, Stage, Topology
 from profiles import table as pt
 
 RTT_MS = 40.0
@@ -80,10 +86,15 @@ def split_plan(ws):
     return ws.evaluate({"head": "edge:this-machine", "tail": "aws:local:this-machine"}).plan
 
 
-def test_a_short_run_measures_every_piece_and_the_link_delay(case):
+@pytest.fixture(scope="module")
+def short_run(case):
+    """One short run of the split plan, shared by the tests that read its report."""
     ws = workspace(case)
-    plan = split_plan(ws)
-    result = verify(ws, plan, duration_s=2.0)
+    return verify(ws, split_plan(ws), duration_s=2.0)
+
+
+def test_a_short_run_measures_every_piece_and_the_link_delay(short_run):
+    result = short_run
     assert result.runnable, result.cannot_run
     data = result.data
     e = data["end_to_end"]
@@ -102,6 +113,75 @@ def test_a_short_run_measures_every_piece_and_the_link_delay(case):
     assert e["measured_ms_p50"] >= latencies_floor
     assert e["measured_ms_p50"] < latencies_floor + 100.0  # the links, not something else, dominate
     assert e["predicted_ms"] > 0 and e["ratio"] is not None
+
+
+def test_the_serving_overhead_is_measured_before_the_run(short_run):
+    o = short_run.data["serving_overhead"]
+    # probes through both worker groups (the site device, the pool), within the 1 s budget
+    assert set(o["groups"]) == {"site edge:this-machine", "pool aws:local:this-machine (tail)"}
+    assert all(g["probes"] >= 50 for g in o["groups"].values())
+    assert o["probes"] == sum(g["probes"] for g in o["groups"].values())
+    assert 0.0 < o["probe_s"] < 3.0
+    # a round trip through a multiprocessing queue each way: positive, finite, well under 50 ms
+    assert 0.0 < o["hop_ms_p50"] <= o["hop_ms_p95"] <= o["hop_ms_max"] < 50.0
+    assert all(math.isfinite(o[k]) for k in ("hop_ms_p50", "hop_ms_p95", "ms", "ms_independent"))
+    # head on the site device, tail in the pool: the dispatcher hands each request over twice
+    assert o["hops"] == 2
+
+
+def test_the_prediction_with_overhead_is_the_plan_plus_hops_times_the_hop_p95(short_run):
+    data = short_run.data
+    e, o = data["end_to_end"], data["serving_overhead"]
+    assert e["percentile"] == 95 and o["per_hop_ms"] == o["hop_ms_p95"]
+    assert e["serving_overhead_ms"] == pytest.approx(o["hops"] * o["hop_ms_p95"])
+    assert e["predicted_with_overhead_ms"] == pytest.approx(e["predicted_ms"] + o["hops"] * o["hop_ms_p95"])
+    assert e["ratio"] == pytest.approx(e["measured_ms_p95"] / e["predicted_ms"])
+    assert e["ratio_with_overhead"] == pytest.approx(e["measured_ms_p95"] / e["predicted_with_overhead_ms"])
+    assert e["ratio_with_overhead"] < e["ratio"]
+
+
+def test_the_overhead_is_in_the_text_and_the_json(short_run):
+    data = short_run.data
+    e = data["end_to_end"]
+    text = "\n".join(lines(data))
+    assert "serving overhead" in text and "2 hop(s) on the critical path" in text
+    assert f"+ serving overhead {e['serving_overhead_ms']:.2f} = predicted {e['predicted_with_overhead_ms']:.2f} ms" in text
+    assert f"/ (plan + overhead) = {e['ratio_with_overhead']:.3f}" in text
+    back = json.loads(json.dumps(data))  # what `placement verify --json` prints
+    assert back["end_to_end"]["predicted_with_overhead_ms"] == pytest.approx(e["predicted_with_overhead_ms"])
+    assert back["serving_overhead"]["hop_ms_p95"] == pytest.approx(data["serving_overhead"]["hop_ms_p95"])
+
+
+def _topology(local_chain: bool) -> Topology:
+    """a -> b -> c: a and b on the site device (b handed over inside the worker when
+    `local_chain`, else over a link the plan charges), c in a pool; a also feeds the sink."""
+    stages = {n: Stage(n, n, n, n, g, tier, "o", "hw", "onnxruntime", 1)
+              for n, g, tier in (("a", "site", "edge"), ("b", "site", "edge"), ("c", "pool", "cloud"))}
+    groups = {"site": Group("site", "site", 1, ["a", "b"]), "pool": Group("pool", "pool", 2, ["c"])}
+    links = [Link(SOURCE, "a", "site", "site", 1), Link("a", "b", "site", "site", 1, 0.0 if local_chain else 5.0),
+             Link("b", "c", "site", "cloud", 1, 10.0), Link("c", SINK, "cloud", "site", 1, 10.0),
+             Link("a", SINK, "site", "site", 1)]
+    return Topology(stages, groups, links)
+
+
+def test_hops_count_the_visits_the_dispatcher_makes_on_the_critical_path():
+    assert _topology(local_chain=True).hops(["a", "b", "c"]) == 2     # b runs inside a's worker
+    assert _topology(local_chain=False).hops(["a", "b", "c"]) == 3
+    assert _topology(local_chain=False).hops(["a"]) == 1              # the critical path is a -> sink
+    assert _topology(local_chain=False).hops([]) == 3                 # none matches: the most of any path
+
+
+def test_the_overhead_composes_as_documented():
+    """hops x the per-hop percentile, pooled over the groups; resampled independent hops beside it
+    (not always below: here 5 % of hops take 3 ms, and 14 % of 3 independent hops meet one)."""
+    record = RunRecord(hop_ms={"site": [1.0] * 90 + [3.0] * 10, "pool": [1.0] * 100}, probe_s=0.5)
+    plan = type("Plan", (), {"latency": type("Latency", (), {"percentile": 95, "critical_path": ["a", "b", "c"]})})
+    o = serving_overhead(record, _topology(local_chain=False), plan)
+    assert o["probes"] == 200 and o["hops"] == 3
+    assert o["per_hop_ms"] == pytest.approx(float(np.percentile([1.0] * 190 + [3.0] * 10, 95)))
+    assert o["ms"] == pytest.approx(3 * o["per_hop_ms"])
+    assert o["ms"] == pytest.approx(3.3)
+    assert o["ms_independent"] == pytest.approx(5.0)
 
 
 def test_a_piece_on_other_hardware_is_named_and_not_run(case):

@@ -1,6 +1,9 @@
 """Predicted against measured: per stage compute and wait (p50, p95) and utilisation; end to
 end the plan's p95 (a sum of per-piece p95s: conservative) against the measured p95 and p99, the
-ratio, and whether the measured latency breaks the SLO. Pure functions of the run's record."""
+ratio, and whether the measured latency breaks the SLO. The harness's own serving overhead (its
+hop through the dispatcher, timed by probes before the run) is added to the plan's p95 as a term
+of its own, hops on the critical path x the hop's p95, and the ratio is given against the plan
+alone and against plan + overhead (docs/verify.md). Pure functions of the run's record."""
 
 from __future__ import annotations
 
@@ -35,6 +38,37 @@ def _predicted(plan, stage, ws) -> dict:
             "utilisation": p.utilisation}
 
 
+def serving_overhead(record, topology: Topology, plan) -> dict:
+    """The harness's hop cost per worker visit (probe round trips, pooled over the groups) and
+    the overhead on the critical path: hops x the hop at the plan's percentile, summed like the
+    plan sums its per-piece percentiles (each hop at its tail: conservative). `ms_independent`
+    beside it, not used: the percentile of a sum of `hops` independent hops (resampled)."""
+    q = plan.latency.percentile
+    samples = [x for v in record.hop_ms.values() for x in v]
+    inbound = [x for sr in record.stages.values() for x in sr.inbounds_ms]
+    back = [x for sr in record.stages.values() for x in sr.returns_ms]
+    hops = topology.hops(plan.latency.critical_path)
+    per_hop = _pct(samples, q)
+    independent = None
+    if samples and hops:
+        draws = np.random.default_rng(0).choice(np.asarray(samples), size=(20_000, hops))
+        independent = _pct(draws.sum(axis=1), q)
+    return {"probes": len(samples), "probe_s": record.probe_s, "hop_ms_p50": _pct(samples, 50),
+            "hop_ms_p95": _pct(samples, 95), "hop_ms_max": max(samples, default=None), "percentile": q,
+            "per_hop_ms": per_hop, "hops": hops, "ms": None if per_hop is None else hops * per_hop,
+            "ms_independent": independent if hops else 0.0,
+            "groups": {g: {"probes": len(v), "hop_ms_p50": _pct(v, 50), "hop_ms_p95": _pct(v, 95)}
+                       for g, v in record.hop_ms.items()},
+            "composition": f"hops x per-hop p{q}, as the plan sums per-piece p{q}s",
+            # during the run, not added: the two halves of a visit's hop (to an idle worker; back
+            # from any), how late the dispatcher handled a delivery (after a link's delay, or at
+            # once), and the share of a core the dispatcher process used
+            "run_inbound_ms_p50": _pct(inbound, 50), "run_inbound_ms_p95": _pct(inbound, 95),
+            "run_return_ms_p50": _pct(back, 50), "run_return_ms_p95": _pct(back, 95),
+            "late_ms_p50": _pct(record.late_ms, 50), "late_ms_p95": _pct(record.late_ms, 95),
+            "dispatcher_core_share": record.dispatcher_cpu_s / record.span_s if record.span_s else None}
+
+
 def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> dict:
     stages = []
     for name, stage in topology.stages.items():
@@ -50,6 +84,8 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
             "predicted": _predicted(plan, stage, ws),
             "measured": {"compute_ms_p50": _pct(sr.computes_ms, 50), "compute_ms_p95": _pct(sr.computes_ms, 95),
                          "wait_ms_p50": _pct(sr.waits_ms, 50), "wait_ms_p95": _pct(sr.waits_ms, 95),
+                         "inbound_ms_p50": _pct(sr.inbounds_ms, 50), "inbound_ms_p95": _pct(sr.inbounds_ms, 95),
+                         "return_ms_p50": _pct(sr.returns_ms, 50), "return_ms_p95": _pct(sr.returns_ms, 95),
                          "utilisation": (busy_ms / (record.span_s * 1000.0 * group.processes)
                                          if record.span_s else None)},
         })
@@ -59,15 +95,19 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
     measured_q = _pct(lat, q)
     links = [{"from": k[0], "to": k[1], "bytes": b, "delay_ms": record.link_delay_ms.get(k, 0.0)}
              for k, b in record.link_bytes.items()]
+    overhead = serving_overhead(record, topology, plan)
+    with_overhead = predicted + overhead["ms"] if predicted is not None and overhead["ms"] is not None else None
     return {
         "application": plan.application, "workers": processes_note, "failure": record.failure,
-        "worker_pids": record.worker_pids, "stages": stages, "links": links,
+        "worker_pids": record.worker_pids, "stages": stages, "links": links, "serving_overhead": overhead,
         "end_to_end": {
             "requests_sent": record.sent, "requests_done": len(lat), "unfinished": record.unfinished,
             "percentile": q, "predicted_ms": predicted, "measured_ms_p50": _pct(lat, 50),
             "measured_ms_p95": _pct(lat, 95), "measured_ms_p99": _pct(lat, 99),
             "measured_ms_at_percentile": measured_q,
             "ratio": (_pct(lat, 95) / predicted) if lat and predicted else None,
+            "serving_overhead_ms": overhead["ms"], "predicted_with_overhead_ms": with_overhead,
+            "ratio_with_overhead": (_pct(lat, 95) / with_overhead) if lat and with_overhead else None,
             "slo_ms": plan.latency.slo_ms,
             "slo_breached": bool(measured_q is not None and measured_q > plan.latency.slo_ms),
         },
@@ -95,11 +135,20 @@ def lines(data: dict) -> list[str]:
     for link in data["links"]:
         if link["delay_ms"] > 0:
             out.append(f"link {link['from']} -> {link['to']}: {link['bytes']} B, delayed {link['delay_ms']:.2f} ms")
-    e = data["end_to_end"]
+    e, o = data["end_to_end"], data["serving_overhead"]
+    out.append(f"serving overhead (this harness's hop through the dispatcher, {o['probes']} probes in "
+               f"{o['probe_s']:.2f} s): p50 {_f(o['hop_ms_p50'])}, p95 {_f(o['hop_ms_p95'])} ms per hop; "
+               f"{o['hops']} hop(s) on the critical path x p{o['percentile']} = {_f(o['ms'])} ms "
+               f"({_f(o['ms_independent'])} if the hops were independent); during the run, not added: "
+               f"to a worker p50 {_f(o['run_inbound_ms_p50'])}, p95 {_f(o['run_inbound_ms_p95'])} ms and back p50 "
+               f"{_f(o['run_return_ms_p50'])}, p95 {_f(o['run_return_ms_p95'])} ms, deliveries late p50 {_f(o['late_ms_p50'])}, p95 {_f(o['late_ms_p95'])} ms, the dispatcher "
+               f"used {_f(None if o['dispatcher_core_share'] is None else 100 * o['dispatcher_core_share'], 0)} "
+               "% of a core")
     out.append(f"end to end: {e['requests_done']}/{e['requests_sent']} requests done ({e['unfinished']} unfinished); "
-               f"predicted p{e['percentile']} {_f(e['predicted_ms'])} ms; measured p50 {_f(e['measured_ms_p50'])}, "
-               f"p95 {_f(e['measured_ms_p95'])}, p99 {_f(e['measured_ms_p99'])} ms; "
-               f"measured p95 / predicted = {_f(e['ratio'], 3)}")
+               f"plan p{e['percentile']} {_f(e['predicted_ms'])} ms + serving overhead {_f(e['serving_overhead_ms'])} "
+               f"= predicted {_f(e['predicted_with_overhead_ms'])} ms; measured p50 {_f(e['measured_ms_p50'])}, "
+               f"p95 {_f(e['measured_ms_p95'])}, p99 {_f(e['measured_ms_p99'])} ms; measured p95 / plan = "
+               f"{_f(e['ratio'], 3)}, / (plan + overhead) = {_f(e['ratio_with_overhead'], 3)}")
     if e["slo_breached"]:
         out.append(f"SLO BREACHED: measured p{e['percentile']} {_f(e['measured_ms_at_percentile'])} ms "
                    f"> SLO {e['slo_ms']:g} ms")

@@ -68,6 +68,29 @@ class Topology:
                 and self.stages[link.dst].group == stage.group and self.stages[link.dst].batch == 1
                 and self.fan_in(link.dst) == 1]
 
+    def paths(self) -> list[tuple[int, set[str]]]:
+        """Every source -> sink path as (worker visits, the plan placements it runs): a visit is
+        a stage the dispatcher hands a request to (a hand-over inside a worker is none)."""
+        out: list[tuple[int, set[str]]] = []
+
+        def walk(node: str, visits: int, placed: frozenset) -> None:
+            for link in self.links_from(node):
+                if link.dst == SINK:
+                    out.append((visits, set(placed)))
+                    continue
+                inside = node in self.stages and link.dst in self.local_next(node)
+                walk(link.dst, visits + (0 if inside else 1), placed | {self.stages[link.dst].placement})
+
+        walk(SOURCE, 0, frozenset())
+        return out
+
+    def hops(self, critical_path=()) -> int:
+        """Worker visits on the plan's critical path (the most over the paths that run only its
+        pieces; over every path when none does)."""
+        paths = self.paths()
+        on = [v for v, placed in paths if placed <= set(critical_path)]
+        return max(on or [v for v, _ in paths], default=0)
+
     @property
     def sinks(self) -> int:
         return self.fan_in(SINK)

@@ -209,8 +209,9 @@ def profile_pieces(
                              lambda step: progress("*", "*", step))
         report.kernel_stats = stats
         calibration = calibration or current_calibration(cache.store)
-        for hw in others:
-            tables.append(calibrated_rows(local_table, local, hw, stats, calibration))
+        io_bytes = {s.piece: b for s in pieces if (b := _known_io_bytes(s, cache)) is not None}
+        for hw in others:  # an accelerator's host link carries each piece's own inputs and outputs
+            tables.append(calibrated_rows(local_table, local, hw, stats, calibration, io_bytes))
         if on_progress is not None:
             on_progress(ProgressEvent("*", "*", "estimate", done, total))
     combined = pd.concat([t for t in tables if not t.empty] or [empty_profile_table()],
@@ -393,6 +394,17 @@ def _remember_io_bytes(cache: ProfileCache, digest: str, source: PieceSource,
     io = piece_io(prepared, source)
     cache.put(_io_key(digest, source.input_shapes), {"io_bytes": dataclasses.asdict(io)})
     return io
+
+
+def _known_io_bytes(source: PieceSource, cache: ProfileCache) -> float | None:
+    """The piece's input + output bytes at its input shapes if profiling stored them, else None
+    (nothing is prepared for it here)."""
+    try:
+        entry = cache.get(_io_key(model_digest(source.onnx_path), source.input_shapes))
+    except OSError:
+        return None
+    io = entry.get("io_bytes") if entry else None
+    return float(io["input_bytes"] + io["output_bytes"]) if io else None
 
 
 def piece_io_bytes(source: PieceSource, cache: ProfileCache | None = None) -> IOBytes:

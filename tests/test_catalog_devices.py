@@ -168,3 +168,33 @@ def test_edgetpu_rows_carry_its_band_and_the_pieces_io():
                              io_bytes={"net": 4e7})
     assert list(rows[RUNTIME]) == ["onnxruntime"] and rows[ERROR_BAND].iloc[0] == pytest.approx(EDGETPU.band)
     assert big_io["latency_ms_p50"].iloc[0] > rows["latency_ms_p50"].iloc[0] + 15.0
+
+
+def _relu_model(path, n: int):
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(path))
+    return path
+
+
+def test_profiling_charts_each_piece_its_own_io_over_the_edgetpu_link(tmp_path, monkeypatch):
+    """The profiler hands every piece's measured input/output bytes to the Edge TPU estimate:
+    a piece with 1 M floats in and out pays their int8 bytes over the 0.5 GB/s link."""
+    from profiles.cache import ProfileCache
+    from profiles.measure import MeasureConfig
+    from profiles.profiler import PieceSource, profile_pieces
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    pieces = [PieceSource(piece=name, onnx_path=_relu_model(tmp_path / f"{name}.onnx", n), input_shapes={"x": [1, n]})
+              for name, n in (("small", 16), ("big", 1_000_000))]
+    config = MeasureConfig(warmup_runs=1, repeat=5, min_repeat_ms=1.0, max_measure_s=0.5, timeout_s=120)
+    report = profile_pieces(pieces, ["google-edgetpu"], runtimes=("onnxruntime",), config=config,
+                            cache=ProfileCache(tmp_path / "profiles"))
+    tpu = report.table[report.table["hardware"] == "google-edgetpu"].set_index("piece")["latency_ms_p50"]
+    link_ms = (2 * 1_000_000 - 2 * 16) / 0.5e6  # int8 in + out at 0.5 GB/s
+    assert tpu["big"] - tpu["small"] == pytest.approx(link_ms, rel=0.05)

@@ -205,6 +205,14 @@ def main(argv=None) -> int:
             if args.only and args.only not in name:
                 continue
             results.append(run_case(Path(tmp), name, case, args.duration))
+    if args.json:  # before the table: a printing slip must not lose a run
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    return 0
+
+
+def print_table(results: list[dict]) -> None:
+    """The table: verdict by measured p95 / (plan p95 + serving overhead), the plan alone beside it."""
     print(f"{'case':<34} {'plan p95':>9} {'overhead':>9} {'pred p95':>9} {'meas p50':>9} {'meas p95':>9} "
           f"{'meas p99':>9} {'ratio':>6} {'ratio+oh':>8}  verdict")
     ok = 0
@@ -220,15 +228,12 @@ def main(argv=None) -> int:
         print(f"{'':<34} overhead: {o['hops']} hop(s) x p95 {_f(o['hop_ms_p95'])} ms (hop p50 {_f(o['hop_ms_p50'])}, "
               f"{o['probes']} probes); in the run: to a worker p50 {_f(o['run_inbound_ms_p50'])}, back p50 "
               f"{_f(o['run_return_ms_p50'])}, deliveries late p50 {_f(o['late_ms_p50'])} ms, dispatcher "
-              f"{_f(100 * (o['dispatcher_core_share'] or 0), 0)} % of a core")
+              f"{100 * (o['dispatcher_core_share'] or 0):.0f} % of a core")
         print(f"{'':<34} {r['scale']}")
         print(f"{'':<34} utilisation predicted/measured: " + ", ".join(
             f"{k} {_f(v[0])}/{_f(v[1])}" for k, v in r['utilisation'].items()))
     print(f"{ok}/{len(results)} within +10 % of plan + serving overhead (or below it); "
           f"{sum(r['ratio'] is not None and r['ratio'] <= 1.10 for r in results)}/{len(results)} against the plan alone")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-    return 0
 
 
 if __name__ == "__main__":

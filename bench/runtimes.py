@@ -22,8 +22,8 @@ the planner picks for that model on this machine's hardware class.
 measured (batches `--fit-batches`), prints the leave-one-model-family-out errors and the
 `RuntimeParams` (for `profiles/calibration.py`'s `FITTED_CPU`); `--save-calibration` stores them in
 the profile store, where `profile_pieces` finds them: OpenVINO rows are then estimated on the other
-CPU classes. There is no built-in OpenVINO fit yet: the only rows measured for it so far were
-measured while other work kept this 2-core machine busy (see docs/runtimes-and-devices.md).
+CPU classes. The built-in OpenVINO fit (`FITTED_CPU["openvino"]`) was made with
+`--no-tvm --no-plan --fit` on a quiet machine (docs/runtimes-and-devices.md).
 
 The machine this runs on may be shared: other processes' load shows up in every column (the
 measurements say nothing about it). Run it on a quiet machine for numbers to quote.

@@ -100,8 +100,29 @@ ASSUMED: dict[tuple[str, str], RuntimeParams] = {
 # 1, 2; LOO median 23 %, p90 78 %): untuned TVM runs on one core, so the thread speed-up does not
 # apply, no per-call cost was fitted, and its bandwidth efficiency (1.29) now credits only bytes
 # that fit in cache. Refit it with `python bench/profiles_bench.py` (untuned TVM takes ~20 min).
+# `openvino` (OpenVINO 2026.4.1, CPU plugin, PERFORMANCE_HINT=LATENCY, threads = cores) was fitted
+# by `python bench/runtimes.py --no-tvm --no-plan --fit` on 2026-12-02 on the quiet machine (load
+# 0.3-1.3, each row's contention share under 20 %): 4 zoo + 7 exported models at batches 1, 2, 4 (33
+# rows); leave-one-family-out median error 22 %, p90 106 % (the bands by size follow from the
+# residuals below). It estimates OpenVINO on the other CPU classes, Arm included (OpenVINO's CPU
+# plugin runs on Arm through its ACL backend), scaled like ONNX Runtime by the family ratios.
 # A stored calibration (`save_calibration`, `--save-calibration`) replaces these.
 FITTED_CPU: dict[str, RuntimeParams] = {
+    "openvino": RuntimeParams(
+        efficiency={"conv": 0.913, "dwconv": 0.205, "matmul": 0.616, "other": 0.331},
+        bandwidth_efficiency=4.516, launch_ms=0.00183, call_ms=0.1389,
+        dispatch_ms=0.00137, core_gflops=118.4, error_band=1.058,
+        median_error=0.220,
+        residuals=[  # (log10 FLOPs, ln(estimate / measured)) of each leave-one-family-out row
+            (8.79, 0.218), (9.09, 0.128), (9.39, -0.229), (9.56, 0.135), (9.86, 0.202), (10.16, 0.245),
+            (9.91, -0.325), (10.22, -0.012), (10.52, -0.099), (7.33, 1.713), (7.63, 1.084), (7.93, 0.791),
+            (7.81, -1.244), (8.11, -0.433), (8.41, -0.443), (9.01, -0.268), (9.31, 0.142), (9.61, 0.146),
+            (8.25, -0.060), (8.55, 0.185), (8.85, -0.132), (9.56, 0.094), (9.86, -0.301), (10.16, 0.116),
+            (8.94, 0.013), (9.24, -0.051), (9.55, 0.140), (9.11, 0.219), (9.41, 0.295), (9.72, 0.052),
+            (8.94, 0.199), (9.25, 0.108), (9.55, 0.223),
+        ],
+        source="fitted on x86-zen4-2c (11 models, 33 rows: OpenVINO 2026.4.1 at batches 1, 2, 4); error band = "
+               "p90 of leave-one-model-out errors (as a factor), by size"),
     "onnxruntime": RuntimeParams(
         efficiency={"conv": 0.968, "dwconv": 0.192, "matmul": 0.669, "other": 0.390},
         bandwidth_efficiency=3.091, launch_ms=0.00062, call_ms=0.00745,

@@ -13,6 +13,11 @@ estimate / published:
   what the planner would plan with, as shipped (`Calibration.params`: on another instruction set
   the fit is transferred with the per-family compute efficiency, `profiles.calibration`). The
   published runtime is often another one (ncnn); the column says so.
+- GPU classes: ONNX Runtime's TensorRT provider (`onnxruntime-trt`, fp16) for an fp16 row, its
+  CUDA provider (`onnxruntime-cuda`, fp32) for an fp32 row (`profiles.calibration.GPU_ORT`). The
+  published GPU rows are TensorRT (fp32 rows stand in for the CUDA provider: no citable ONNX
+  Runtime figure was found); leave-one-model-out refits each runtime's compute scale and per-launch
+  cost on the family's rows of the other models; `--fit-gpu` prints the fit on all rows.
 - NPU classes: the assumed NPU efficiencies (`profiles.calibration.ASSUMED`), except the Coral
   Edge TPU, estimated from its published facts (`profiles.estimate_hardware.EDGETPU`: on-chip
   parameter memory, host link, an efficiency and per-call cost from Coral's latencies of models
@@ -57,6 +62,7 @@ from rich.table import Table
 
 from profiles.calibration import (
     ASSUMED,
+    GPU_ORT,
     FamilyTransfer,
     current_calibration,
     family_of,
@@ -72,10 +78,24 @@ from profiles.zoo import zoo_input_shapes, zoo_model_path
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "docs" / "published_latency.csv"
 WITHIN = 0.30  # "within ±30 %": a factor of at most 1.3 either way
+GPU_RUNTIME = {"fp16": "onnxruntime-trt", "fp32": "onnxruntime-cuda"}  # by the row's precision
 
 
-def family(hardware, fitted_arch: str) -> str:
-    """npu / gpu; the fit's own instruction set ("x86_64"); else instruction set/microarchitecture."""
+def gpu_runtime(row: dict) -> str:
+    return GPU_RUNTIME[row["precision"]]
+
+
+def scaled(params, scale: float, launch_ms: float):
+    """GPU runtime params with every compute efficiency times `scale` and this launch cost."""
+    return params.model_copy(update={"efficiency": {k: v * scale for k, v in params.efficiency.items()},
+                                     "launch_ms": launch_ms})
+
+
+def family(hardware, fitted_arch: str, row: dict | None = None) -> str:
+    """npu; gpu/<runtime>; the fit's own instruction set ("x86_64"); else instruction
+    set/microarchitecture."""
+    if hardware.kind == "gpu" and row is not None:
+        return f"gpu/{gpu_runtime(row)}"
     if hardware.kind != "cpu":
         return hardware.kind
     return hardware.arch if hardware.arch == fitted_arch else family_of(hardware)[0]
@@ -125,10 +145,11 @@ def on_threads(hardware, threads: int):
 
 
 def estimate(stats, row, calibration, ratio: float | None = None,
-             io: float | None = None) -> tuple[float, float, str]:
+             io: float | None = None, gpu_fit: tuple[float, float] | None = None) -> tuple[float, float, str]:
     """(p50 ms, error band, which estimate) for one published row; `ratio`: on another
     instruction set, this family compute ratio instead of the shipped one; `io`: the model's
-    input and output bytes at batch 1 (they cross an accelerator's host link)."""
+    input and output bytes at batch 1 (they cross an accelerator's host link); `gpu_fit`: on a
+    GPU, (compute scale, launch ms) applied to the shipped runtime's params."""
     hw = on_threads(get_hardware(row["hardware"]), int(row["threads"] or 1))
     batch = int(row["batch"])
     flops = stats.at_batch(batch).flops
@@ -142,6 +163,12 @@ def estimate(stats, row, calibration, ratio: float | None = None,
             if params is not None and not params.single_thread:
                 found.append((predict_ms(stats, batch, hw, params), params.band_for(flops), runtime))
         return min(found)
+    if hw.kind == "gpu":
+        runtime = gpu_runtime(row)
+        params = calibration.params(hw, runtime)
+        if gpu_fit is not None:
+            params = scaled(params, *gpu_fit)
+        return predict_ms(stats, batch, hw, params), params.band_for(flops), runtime
     params = ASSUMED[(hw.kind, "onnxruntime")]
     how = "on-chip facts" if on_chip_facts(hw) is not None else f"{hw.kind} assumed"
     return predict_ms(stats, batch, hw, params, io_bytes=io), estimate_band(params, hw, flops), how
@@ -165,6 +192,41 @@ def fit_ratio(rows: list[dict], stats, calibration) -> float:
                              / float(r["latency_ms"]))) ** 2 for r in rows)
 
     return float(math.exp(minimize_scalar(loss, bounds=(math.log(0.01), 0.0), method="bounded").x))
+
+
+def fit_gpu(rows: list[dict], stats, calibration) -> tuple[float, float]:
+    """(compute scale, launch ms) of a GPU runtime that best explain `rows` (least squares on log
+    latency, from the shipped params: a scale of 1 and their launch cost mean "as shipped")."""
+    from scipy.optimize import minimize
+
+    start = calibration.params(get_hardware(rows[0]["hardware"]), gpu_runtime(rows[0]))
+
+    def loss(x) -> float:
+        fit = (math.exp(x[0]), math.exp(x[1]))
+        return sum(math.log(estimate(stats[r["model"]], r, calibration, gpu_fit=fit)[0]
+                            / float(r["latency_ms"])) ** 2 for r in rows)
+
+    x = minimize(loss, [0.0, math.log(max(start.launch_ms, 1e-4))], method="Nelder-Mead",
+                 options={"xatol": 1e-3, "fatol": 1e-6}).x
+    return math.exp(x[0]), math.exp(x[1])
+
+
+def leave_one_gpu_model_out(results: list[dict], stats, calibration) -> dict[str, dict]:
+    """Each GPU row's `loo_ms`: its runtime's scale and launch cost refitted on the family's rows
+    of the other models. Returns per family the fit on all its rows and the p90 of LOO errors."""
+    fitted = {}
+    for fam in sorted({r["family"] for r in results if r["kind"] == "gpu"}):
+        group = [r for r in results if r["family"] == fam]
+        for res in group:
+            others = [o for o in group if o["model"] != res["model"]]
+            if len({o["model"] for o in others}) >= 2:  # two parameters: two models at least
+                res["loo_ms"] = estimate(stats[res["model"]], res, calibration,
+                                         gpu_fit=fit_gpu(others, stats, calibration))[0]
+        scale, launch = fit_gpu(group, stats, calibration)
+        fitted[fam] = {"scale": scale, "launch_ms": launch, "rows": len(group),
+                       "models": len({r["model"] for r in group}),
+                       "band": factor_band([math.log(r["loo_ms"] / float(r["latency_ms"])) for r in group])}
+    return fitted
 
 
 def leave_one_model_out(results: list[dict], stats, calibration) -> dict[str, dict]:
@@ -266,6 +328,8 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
     parser.add_argument("--fit-family", action="store_true",
                         help="print the FAMILY_TRANSFER entries (profiles/calibration.py) fitted here")
+    parser.add_argument("--fit-gpu", action="store_true",
+                        help="print the GPU_ORT efficiencies and launch costs (profiles/calibration.py) fitted here")
     args = parser.parse_args()
     console = Console(width=220)
     with args.table.open(newline="") as f:
@@ -283,8 +347,9 @@ def main() -> None:
         hw = get_hardware(r["hardware"])
         results.append({**r, "estimate_ms": est, "band": band, "how": how, "kind": hw.kind, "arch": hw.arch,
                         "log_err": math.log(est / published), "in_band": in_band(est, band, published),
-                        "family": family(hw, calibration.fitted_arch)})
+                        "family": family(hw, calibration.fitted_arch, r)})
     fitted = leave_one_model_out(results, stats, calibration)
+    gpu_fitted = leave_one_gpu_model_out(results, stats, calibration)
     console.print(rows_table(results, f"estimate vs published p50, batch 1 ({args.table.name}; "
                                       f"calibration: {calibration.fitted_on})"))
     console.print(summary_table(results))
@@ -299,6 +364,15 @@ def main() -> None:
                                   io[r["model"]] * int(r["batch"]))
             console.print(f"{hw.name} {r['model']}: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
                           + f" = {sum(parts.values()):.2f} ms (published {float(r['latency_ms']):g})")
+    for fam, fit in gpu_fitted.items():
+        runtime = fam.split("/", 1)[1]
+        console.print(f"{fam}: {fit['rows']} rows of {fit['models']} models; fitted on all: compute scale "
+                      f"{fit['scale']:.3f} of the shipped efficiencies, launch {fit['launch_ms'] * 1000:.2f} µs "
+                      f"(shipped {GPU_ORT[runtime].launch_ms * 1000:.2f} µs); p90 of LOO errors ×/÷ {1 + fit['band']:.2f}")
+        if args.fit_gpu:
+            effs = {k: round(v * fit["scale"], 3) for k, v in GPU_ORT[runtime].efficiency.items()}
+            console.print(f'    "{runtime}": efficiency={effs}, launch_ms={fit["launch_ms"]:.4f}, '
+                          f'LOO band {fit["band"]:.2f}')
     for fam, fit in fitted.items():
         console.print(f"{fam}: compute ratio fitted on all {fit['rows']} rows {fit['ratio']:.3f}, "
                       f"transfer band (p90 of {fit['how']} errors) ×/÷ {1 + fit['band']:.2f}")

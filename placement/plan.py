@@ -61,7 +61,7 @@ class PiecePlacement(_Model):
     region: str
     instance_type: str = Field(description="cloud instance type, or edge device id")
     hardware: str = Field(description="hardware class the latency figures belong to")
-    runtime: Literal["tvm", "tvm-tuned", "onnxruntime", "openvino"]
+    runtime: Literal["tvm", "tvm-tuned", "onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-trt"]
     tvm_target: dict | None
     batch: int
     replicas: int = Field(description="cloud: pool size; edge: one device per site")

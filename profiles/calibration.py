@@ -24,7 +24,9 @@ What a piece costs is read from the program TVM would run, kernel by kernel:
    the 90th percentile of the residuals of models of its size, as a factor (×/÷).
 
 GPU and NPU classes cannot be measured here, so their efficiencies are **assumed**, per class
-kind (stated in `ASSUMED`): untuned-TVM CPU latency is never scaled to a GPU. A CPU class of
+kind (stated in `ASSUMED`): untuned-TVM CPU latency is never scaled to a GPU. ONNX Runtime's GPU
+providers (`GPU_ORT`) keep an assumed per-kind shape whose scale and launch cost are fitted on
+published batch-1 latencies (docs/published_latency.csv). A CPU class of
 another instruction set gets the fit with its compute efficiencies capped and a transfer band
 (`Calibration.params`).
 """
@@ -71,6 +73,40 @@ logger = logging.getLogger(__name__)
 
 # --- the calibration in use -------------------------------------------------------------------
 
+# ONNX Runtime on NVIDIA GPUs, per runtime: the roofline over the class's fp32 (non-tensor-core)
+# peak and DRAM bandwidth, with a fixed cost per kernel launch and the class's overhead (launch +
+# host<->device copies). TensorRT runs fp16 on tensor cores: its efficiencies are multiples of the
+# fp32 peak (above 1 where tensor cores beat the fp32 units) and its bandwidth efficiency counts
+# fp16's half-size bytes. The per-kind shape (convolutions and matmuls near the fp32 peak for
+# cuDNN, several times it for TensorRT fp16; depthwise and elementwise kernels memory- or
+# latency-bound) is assumed; one compute scale and the per-launch cost of each runtime are
+# fitted on the published batch-1 latencies of docs/published_latency.csv by
+# `python bench/estimator_published.py --fit-gpu` (T4 and V100 rows only: no published batch-1
+# figure on an A10/A10G, L4, A100 or H100 was found, and their fp16 tensor-core to fp32 ratios
+# differ: 4x on A10/L4, 8x on T4/V100, 16x on A100/H100). `onnxruntime-cuda` is anchored on
+# TensorRT fp32 rows (no citable batch-1 figure of ONNX Runtime's CUDA provider on a catalog GPU
+# was found): ONNX Runtime's cuDNN kernels fuse less than TensorRT, so it is likely slower than
+# estimated. The bands are at least x/÷ 2 for that reason (see each `source`). The fitted launch
+# costs (3.9 and 0.7 µs) are below a real kernel launch: they absorb that the class's fixed
+# overhead (0.15-0.2 ms of launches and copies) is charged in full while several published
+# figures time the engine alone; for a small piece these estimates are therefore rough.
+GPU_ORT: dict[str, RuntimeParams] = {
+    "onnxruntime-cuda": RuntimeParams(
+        efficiency={"conv": 0.265, "dwconv": 0.026, "matmul": 0.353, "other": 0.088},
+        bandwidth_efficiency=0.5, launch_ms=0.0039, error_band=1.0, median_error=0.38,
+        source="assumed per-kind shape; compute scale and launch cost fitted on 4 published TensorRT fp32 "
+               "batch-1 rows (T4: ResNet-18, ResNet-50, MobileNetV2; V100: ResNet-50), standing in for ONNX "
+               "Runtime's CUDA provider, docs/published_latency.csv; leave-one-model-out p90 x/÷ 1.47, band "
+               "widened to x/÷ 2 (proxy runtime, two GPU classes checked)"),
+    "onnxruntime-trt": RuntimeParams(
+        efficiency={"conv": 0.804, "dwconv": 0.048, "matmul": 0.965, "other": 0.161},
+        bandwidth_efficiency=1.0, launch_ms=0.0007, error_band=1.87, median_error=0.62,
+        source="assumed per-kind shape (fp16, efficiencies as multiples of the fp32 peak); compute scale "
+               "and launch cost fitted on 7 published TensorRT fp16 batch-1 rows (T4: ResNet-18 x2, "
+               "ResNet-50 x2, MobileNetV2 x2; V100: ResNet-50), docs/published_latency.csv; band = p90 of "
+               "leave-one-model-out errors (x/÷ 2.87)"),
+}
+
 # Assumed, not fitted (nothing here can measure them). GPU `tvm` means TVM's CUDA build with
 # `tvm.s_tir.dlight` default GPU schedules (DESIGN.md): its matmul rule reaches a modest share of
 # the fp32 (non-tensor-core) peak, convolutions (no dlight conv rule; fallback schedule) much
@@ -82,6 +118,9 @@ ASSUMED: dict[tuple[str, str], RuntimeParams] = {
         efficiency={"conv": 0.05, "dwconv": 0.02, "matmul": 0.2, "other": 0.1},
         bandwidth_efficiency=0.5, launch_ms=0.005, error_band=1.0,
         source="assumed: dlight default GPU schedules (not measured)"),
+    # ONNX Runtime's CUDA (fp32, cuDNN) and TensorRT (fp16) providers (`profiles.gpu_runtimes`):
+    # see GPU_ORT below.
+    **{("gpu", runtime): params for runtime, params in GPU_ORT.items()},
     ("npu", "onnxruntime"): RuntimeParams(
         efficiency={"conv": 0.3, "dwconv": 0.05, "matmul": 0.4, "other": 0.05},
         bandwidth_efficiency=0.5, launch_ms=0.01, error_band=1.0,

@@ -31,9 +31,12 @@ untuned CPU build to a GPU). Every estimated row therefore carries `source="esti
 the compiled TIR, efficiency factors fitted on measured hardware, an error band from the fit)
 replaces it where it can (see `calibrated_rows`).
 
-Which runtimes are estimated: GPU classes get `tvm` only (ONNX Runtime's CUDA provider is not
-measured anywhere yet); classes without a TVM target (NPUs such as Inferentia) get `onnxruntime`
-only; CPU classes get both. `memory_mb` is the local figure unchanged.
+Which runtimes are estimated: provisionally, GPU classes get `tvm` only; classes without a TVM
+target (NPUs such as Inferentia) get `onnxruntime` only; CPU classes get both. The calibrated
+estimator adds every CPU fit on CPU classes and, on GPU classes, ONNX Runtime's CUDA (fp32) and
+TensorRT (fp16) providers, `onnxruntime-cuda` and `onnxruntime-trt`, whose rows take the local
+`onnxruntime` row as their template (batch, memory, p95/p50 ratio). `memory_mb` is the local
+figure unchanged.
 """
 
 from __future__ import annotations
@@ -62,13 +65,41 @@ ESTIMATED = "estimated"
 PROVISIONAL_ERROR_BAND = 0.5
 
 
+# a GPU runtime's estimated rows are built from this local runtime's rows (their batches, memory
+# and p95/p50 ratio; the latency comes from the roofline)
+TEMPLATE_RUNTIME = {"onnxruntime-cuda": "onnxruntime", "onnxruntime-trt": "onnxruntime"}
+
+
 def estimated_runtimes(hardware: HardwareClass) -> tuple[str, ...]:
-    """The runtimes a class gets estimated rows for (see the module docstring)."""
+    """The runtimes the provisional `estimate_rows` covers on a class (see the module docstring);
+    `calibrated_runtimes` adds those only the calibrated estimator covers."""
     if hardware.tvm_target is None:
         return ("onnxruntime",)
     if hardware.kind == "gpu":
         return ("tvm",)
     return ("tvm", "onnxruntime")
+
+
+def calibrated_runtimes(hardware: HardwareClass, calibration: Calibration) -> set[str]:
+    """The runtimes `calibrated_rows` estimates on a class: the provisional ones, every CPU fit
+    on a CPU class, ONNX Runtime's CUDA and TensorRT providers on a GPU class."""
+    runtimes = set(estimated_runtimes(hardware))
+    if hardware.kind == "cpu":
+        runtimes |= set(calibration.cpu)
+    if hardware.kind == "gpu":
+        runtimes |= set(TEMPLATE_RUNTIME)
+    return runtimes
+
+
+def _templates(rows: pd.DataFrame, runtimes: set[str]) -> list[dict]:
+    """Each local row of a runtime in `runtimes`, and a copy of it per GPU runtime it templates."""
+    out = []
+    for row in rows.to_dict("records"):
+        if row[RUNTIME] in runtimes:
+            out.append(row)
+        out += [{**row, RUNTIME: gpu} for gpu, template in TEMPLATE_RUNTIME.items()
+                if gpu in runtimes and row[RUNTIME] == template]
+    return out
 
 
 def scale_factor(local: HardwareClass, hardware: HardwareClass) -> float:
@@ -82,8 +113,8 @@ def estimate_rows(local_rows: pd.DataFrame, local: HardwareClass,
     """Estimated ProfileTable rows for `hardware` from the measured rows of `local`.
 
     `local_rows` is a ProfileTable; rows of other hardware classes are ignored."""
-    rows = local_rows[(local_rows[HARDWARE] == local.name)
-                      & local_rows[RUNTIME].isin(estimated_runtimes(hardware))].copy()
+    rows = pd.DataFrame(_templates(local_rows[local_rows[HARDWARE] == local.name],
+                                   set(estimated_runtimes(hardware))), columns=PROFILE_COLUMNS)
     factor = scale_factor(local, hardware)
     rows[HARDWARE] = hardware.name
     rows[LATENCY_MS_P50] = rows[LATENCY_MS_P50] * factor + hardware.overhead_ms
@@ -103,13 +134,11 @@ def calibrated_rows(local_rows: pd.DataFrame, local: HardwareClass, hardware: Ha
     `io_bytes[piece]`: its input and output bytes at batch 1, where known (they cross an
     accelerator's host link; a piece without them is charged a 224x224x3 image's).
     A row the calibration has no parameters for (or a piece without statistics) falls back to
-    the provisional `estimate_rows` for that row."""
-    runtimes = set(estimated_runtimes(hardware))
-    if hardware.kind == "cpu":
-        runtimes |= set(calibration.cpu)
-    rows = local_rows[(local_rows[HARDWARE] == local.name) & local_rows[RUNTIME].isin(runtimes)]
+    the provisional `estimate_rows` for that row (which has none for ONNX Runtime's GPU providers:
+    such a row is left out)."""
+    runtimes = calibrated_runtimes(hardware, calibration)
     out = []
-    for row in rows.to_dict("records"):
+    for row in _templates(local_rows[local_rows[HARDWARE] == local.name], runtimes):
         params = calibration.params(hardware, row[RUNTIME])
         piece_stats = stats.get(row[PIECE])
         if params is None or piece_stats is None:

@@ -27,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from profiles.child import ChildFailure, describe_exit, run_in_child  # noqa: F401
 from profiles.errors import UserError
 
-Runtime = Literal["tvm", "tvm-tuned", "onnxruntime", "openvino"]
+# onnxruntime-cuda / onnxruntime-trt: ONNX Runtime's CUDA (fp32) and TensorRT (fp16) execution
+# providers on an NVIDIA GPU (`profiles.gpu_runtimes`)
+Runtime = Literal["tvm", "tvm-tuned", "onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-trt"]
 
 
 class MeasureConfig(BaseModel):

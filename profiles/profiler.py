@@ -29,7 +29,14 @@ from profiles.calibration import Calibration, current_calibration
 from profiles.contention import CpuWatch, is_contended
 from profiles.contention import describe as describe_contention
 from profiles.estimate import calibrated_rows
-from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_hardware
+from profiles.gpu_runtimes import (
+    GPU_RUNTIMES,
+    gpu_runtime_available,
+    local_gpu_class,
+    local_gpu_name,
+    unavailable_reason,
+)
+from profiles.hardware import HardwareClass, get_hardware, hardware_catalog, local_cores, local_hardware
 from profiles.kernel_stats import KernelStats, kernel_stats_many, stats_key
 from profiles.measure import MeasureConfig, Measurement
 from profiles.onnx_prep import IOBytes, model_digest, prepare_onnx
@@ -54,9 +61,11 @@ __all__ = ["PieceSource", "ProfileProblem", "ProfileReport", "ProgressEvent", "R
            "batch_ladder", "batch_mode", "piece_io_bytes", "piece_kernel_stats", "profile_pieces",
            "rebatched_file", "rebatched_shapes"]
 
-MEASURABLE_RUNTIMES = ("tvm", "onnxruntime", "openvino")
-# what `profile_pieces` measures unless told: OpenVINO where the package is installed
-DEFAULT_RUNTIMES = ("tvm", "onnxruntime", *(("openvino",) if openvino_available() else ()))
+MEASURABLE_RUNTIMES = ("tvm", "onnxruntime", "openvino", *GPU_RUNTIMES)
+# what `profile_pieces` measures unless told: OpenVINO where the package is installed, ONNX
+# Runtime's CUDA / TensorRT providers where onnxruntime-gpu and a catalog GPU are present
+DEFAULT_RUNTIMES = ("tvm", "onnxruntime", *(("openvino",) if openvino_available() else ()),
+                    *(r for r in GPU_RUNTIMES if gpu_runtime_available(r)))
 
 
 @dataclass(frozen=True)
@@ -169,8 +178,15 @@ def profile_pieces(
     extra = profile_extra()
     rows: list[dict] = []
     prepared_by_piece: dict[str, list] = {}
+    gpu_rows: list[dict] = []  # rows measured on this machine's GPU: its class, not `local`
     for source, plan in zip(pieces, plans):
         for runtime in runtimes:
+            where, skipped = _measured_on(runtime, local)
+            if skipped is not None:  # a GPU runtime without its provider or GPU here
+                report.problems.append(ProfileProblem(source.piece, runtime, local.name, "GpuUnavailable", skipped))
+                done += len(plan)
+                progress(source.piece, runtime, "skipped")
+                continue
             last: tuple[int, float] | None = None  # (batch, memory MB) of the last measured batch
             for batch, batch_source, batch_digest in plan:
                 if last is not None and last[1] * batch / last[0] > max_batch_memory_mb:
@@ -183,15 +199,15 @@ def profile_pieces(
                     progress(source.piece, runtime, "skipped")
                     break
                 prepared = prepared_by_piece.setdefault(f"{source.piece}@{batch}", [])
-                key = profile_key(batch_digest, batch_source.input_shapes, local.name, runtime,
+                key = profile_key(batch_digest, batch_source.input_shapes, where.name, runtime,
                                   batch, version, config,
                                   _sample_extra(_runtime_extra(extra, runtime), batch_source))
                 row, measurement, problem, step = _measure_or_reuse(
-                    batch_source, batch_digest, runtime, key, batch, local, config, cache, version,
+                    batch_source, batch_digest, runtime, key, batch, where, config, cache, version,
                     prepared, lambda step, r=runtime, p=source.piece: progress(p, r, step))
                 done += 1
                 if row is not None:
-                    rows.append(row)
+                    (gpu_rows if where is not local else rows).append(row)
                     report.batch_measurements[(source.piece, runtime, batch)] = measurement
                     if batch == plan[0][0]:
                         report.measurements[(source.piece, runtime)] = measurement
@@ -216,9 +232,20 @@ def profile_pieces(
             on_progress(ProgressEvent("*", "*", "estimate", done, total))
     combined = pd.concat([t for t in tables if not t.empty] or [empty_profile_table()],
                          ignore_index=True)
-    combined = merge_rows(combined, provided)
+    combined = merge_rows(combined, [*gpu_rows, *provided])  # a measured GPU row replaces its estimate
     report.table = rows_table(combined.to_dict("records")) if len(combined) else empty_profile_table()
     return report
+
+
+def _measured_on(runtime: str, local: HardwareClass) -> tuple[HardwareClass, str | None]:
+    """(the class a runtime's rows belong to, why it cannot be measured here or None): the CPU
+    runtimes run on `local`; the GPU runtimes on this machine's GPU's catalog class."""
+    if runtime not in GPU_RUNTIMES:
+        return local, None
+    reason = unavailable_reason(runtime)
+    if reason is not None:
+        return local, reason
+    return get_hardware(local_gpu_class()), None
 
 
 def _provided_rows(providers: Sequence[RowProvider], pieces: list[PieceSource],
@@ -348,6 +375,10 @@ def _measure_quietly(prepared, source: PieceSource, runtime: str, local: Hardwar
                                sample_inputs=source.sample_inputs)
         if runtime == "openvino":
             return measure_openvino(prepared.model, source.input_shapes, config, threads=local.cores)
+        if runtime in GPU_RUNTIMES:  # `local` is the GPU's class; the host's cores run the session
+            return measure_onnxruntime(prepared.model, source.input_shapes, config, threads=local_cores(),
+                                       prepare=prepared.ok, sample_inputs=source.sample_inputs,
+                                       runtime=runtime)
         return measure_onnxruntime(prepared.model, source.input_shapes, config, threads=local.cores,
                                    prepare=prepared.ok, sample_inputs=source.sample_inputs)
 
@@ -368,11 +399,14 @@ def one_line(text: str) -> str:
 
 
 def _runtime_extra(extra: dict[str, str], runtime: str) -> dict[str, str]:
-    """The cache key's versions for `runtime`: OpenVINO rows also depend on OpenVINO's version
-    (the other runtimes' keys are unchanged)."""
+    """The cache key's versions for `runtime`: OpenVINO rows also depend on OpenVINO's version,
+    GPU rows on the GPU's name (the other runtimes' keys are unchanged)."""
     # "openvino-measure" 2: rows carry the contention figure (rows without it are measured again)
-    return ({**extra, "openvino": openvino_version(), "openvino-measure": "2"} if runtime == "openvino"
-            else extra)
+    if runtime == "openvino":
+        return {**extra, "openvino": openvino_version(), "openvino-measure": "2"}
+    if runtime in GPU_RUNTIMES:  # the same class name can be another board or driver
+        return {**extra, "gpu": local_gpu_name() or ""}
+    return extra
 
 
 def _sample_extra(extra: dict[str, str], source: PieceSource) -> dict[str, str]:

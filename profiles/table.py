@@ -28,7 +28,7 @@ REQUIRED_COLUMNS = PROFILE_COLUMNS[:-1]
 # An hour per call, 100 TB, a million calls per batch: anything larger is a typo.
 PLAUSIBLE_MAX = {LATENCY_MS_P50: 3.6e6, LATENCY_MS_P95: 3.6e6, MEMORY_MB: 1e8, BATCH: 1e6}
 PLAUSIBLE_MIN = 1e-6  # a nanosecond, a byte: positive numbers below this are typos
-RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino")
+RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-trt")
 SOURCES = ("measured-local", "measured-rpc", "estimated", "imported")
 
 

@@ -6,7 +6,7 @@ Bundle layout (relative to the bundle root):
   artifacts/<piece>/b<batch>/model.onnx            the prepared piece
   artifacts/<piece>/b<batch>/io.json               input and output names, shapes, dtypes
   artifacts/<piece>/b<batch>/<hardware>/<runtime>/model.so       tvm, tvm-tuned
-  artifacts/<piece>/b<batch>/<hardware>/<runtime>/session.json   onnxruntime
+  artifacts/<piece>/b<batch>/<hardware>/<runtime>/session.json   onnxruntime (-cuda, -trt), openvino
   artifacts/<piece>/b<batch>/<hardware>/<runtime>/target.json    tvm: the target it was built for
 """
 
@@ -20,6 +20,7 @@ import onnx
 
 from placement.export.errors import ExportError
 from placement.export.layout import Unit, file_name
+from profiles.gpu_runtimes import GPU_RUNTIMES, PRECISION, PROVIDER_OPTIONS, PROVIDERS
 
 TVM_RUNTIMES = ("tvm", "tvm-tuned")
 
@@ -95,7 +96,9 @@ def io_description(model: onnx.ModelProto) -> dict:
 
 def session_settings(hardware: str, runtime: str = "onnxruntime") -> dict:
     """Session settings for a piece on `hardware`: ONNX Runtime's threads (the class's cores) and
-    execution providers, or OpenVINO's CPU plugin properties as the profiler measured them."""
+    execution providers, or OpenVINO's CPU plugin properties as the profiler measured them. The
+    GPU runtimes name their providers in priority order and the options the profiler measured
+    with (`profiles.gpu_runtimes`: TensorRT builds an fp16 engine; CUDA fp32)."""
     from profiles.hardware import get_hardware
 
     try:
@@ -107,6 +110,11 @@ def session_settings(hardware: str, runtime: str = "onnxruntime") -> dict:
         from profiles.openvino_adapter import compile_config
 
         return {"runtime": "openvino", "device": "CPU", "properties": compile_config(cores)}
+    if runtime in GPU_RUNTIMES:
+        return {"runtime": "onnxruntime", "execution_providers": PROVIDERS[runtime],
+                "provider_options": PROVIDER_OPTIONS[runtime], "precision": PRECISION[runtime],
+                "intra_op_num_threads": 1, "inter_op_num_threads": 1,
+                "graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL"}
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else ["CPUExecutionProvider"]
     return {"runtime": "onnxruntime", "execution_providers": providers, "intra_op_num_threads": cores,
             "inter_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_ALL",

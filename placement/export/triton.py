@@ -1,6 +1,10 @@
 """A Triton model repository per cloud pool: `<model>/config.pbtxt` and `<model>/1/model.onnx`.
 
-Served by Triton's ONNX Runtime backend (`platform: "onnxruntime_onnx"`). Where the piece's
+Served by Triton's ONNX Runtime backend (`platform: "onnxruntime_onnx"`). A piece the plan runs
+with `onnxruntime-trt` on a GPU pool gets the backend's TensorRT execution accelerator at fp16
+(`optimization { execution_accelerators { gpu_execution_accelerator ... name: "tensorrt" } }`,
+`precision_mode` FP16); `onnxruntime-cuda` is the backend's default on a KIND_GPU instance (the
+CUDA execution provider), so it needs no accelerator. Where the piece's
 ONNX file keeps a symbolic batch dimension, the repository holds that file, `max_batch_size` is
 the plan's batch and the dynamic batcher prefers it; a piece whose batch is fixed in its graph
 (a split tail, a fixed-batch export) is served as is (`max_batch_size: 0`, full dims).
@@ -58,6 +62,10 @@ def config_text(artifact: Artifact, *, gpu: bool, queue_delay_us: int) -> str:
     tensors("input", io["inputs"])
     tensors("output", io["outputs"])
     lines.extend(["instance_group {", "  count: 1", f"  kind: {'KIND_GPU' if gpu else 'KIND_CPU'}", "}"])
+    if gpu and unit.runtime == "onnxruntime-trt":
+        lines.extend(["optimization {", "  execution_accelerators {",
+                      "    gpu_execution_accelerator {", '      name: "tensorrt"',
+                      '      parameters { key: "precision_mode" value: "FP16" }', "    }", "  }", "}"])
     if batching:
         # batch 1 gains nothing from waiting; a larger batch may wait up to the plan's queueing wait
         delay = queue_delay_us if unit.batch > 1 else 0
@@ -119,6 +127,21 @@ def _model_config_class():
     message("ModelOutput", [
         ("name", 1, F.TYPE_STRING, opt, None), ("data_type", 2, F.TYPE_ENUM, opt, ".inference.DataType"),
         ("dims", 3, F.TYPE_INT64, rep, None)])
+    accelerators = message("ModelOptimizationPolicy", [
+        ("execution_accelerators", 4, F.TYPE_MESSAGE, opt,
+         ".inference.ModelOptimizationPolicy.ExecutionAccelerators")])
+    execution = accelerators.nested_type.add(name="ExecutionAccelerators")
+    accelerator = execution.nested_type.add(name="Accelerator")
+    accelerator.field.add(name="name", number=1, type=F.TYPE_STRING, label=opt)
+    accelerator.field.add(name="parameters", number=2, type=F.TYPE_MESSAGE, label=rep,
+                          type_name=".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator.ParametersEntry")
+    entry = accelerator.nested_type.add(name="ParametersEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=opt)
+    entry.field.add(name="value", number=2, type=F.TYPE_STRING, label=opt)
+    for name, number in (("gpu_execution_accelerator", 1), ("cpu_execution_accelerator", 2)):
+        execution.field.add(name=name, number=number, type=F.TYPE_MESSAGE, label=rep,
+                            type_name=".inference.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator")
     message("ModelDynamicBatching", [
         ("preferred_batch_size", 1, F.TYPE_INT32, rep, None),
         ("max_queue_delay_microseconds", 2, F.TYPE_UINT64, opt, None)])
@@ -128,7 +151,8 @@ def _model_config_class():
         ("input", 5, F.TYPE_MESSAGE, rep, ".inference.ModelInput"),
         ("output", 6, F.TYPE_MESSAGE, rep, ".inference.ModelOutput"),
         ("instance_group", 7, F.TYPE_MESSAGE, rep, ".inference.ModelInstanceGroup"),
-        ("dynamic_batching", 11, F.TYPE_MESSAGE, opt, ".inference.ModelDynamicBatching")])
+        ("dynamic_batching", 11, F.TYPE_MESSAGE, opt, ".inference.ModelDynamicBatching"),
+        ("optimization", 12, F.TYPE_MESSAGE, opt, ".inference.ModelOptimizationPolicy")])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
@@ -154,6 +178,12 @@ def check_config(text: str, artifact: Artifact | None = None) -> list[str]:
         problems.append(f"platform {config.platform!r}, expected 'onnxruntime_onnx'")
     if config.max_batch_size > 0 and not config.HasField("dynamic_batching"):
         problems.append("batching model without dynamic_batching")
+    for accelerator in config.optimization.execution_accelerators.gpu_execution_accelerator:
+        if accelerator.name not in ("tensorrt", "cuda"):
+            problems.append(f"unknown GPU execution accelerator {accelerator.name!r} for the ONNX Runtime backend")
+        mode = accelerator.parameters.get("precision_mode", "FP32")
+        if mode not in ("FP32", "FP16", "INT8"):
+            problems.append(f"TensorRT precision_mode {mode!r}: FP32, FP16 or INT8")
     if artifact is not None:
         want_in = [v["name"] for v in artifact.io["inputs"]]
         want_out = [v["name"] for v in artifact.io["outputs"]]

@@ -3,14 +3,18 @@
     python bench/runtimes.py                         # zoo (+ exported, with torch) models; measure (cached)
     python bench/runtimes.py --models resnet18 --no-plan
     python bench/runtimes.py --fit                   # also fit OpenVINO's (and ORT's) estimator efficiencies
+    python bench/runtimes.py --tune 2m               # first tune (MetaSchedule) each model not tuned yet
 
 Per model: p50 at batch 1 for untuned TVM, tuned TVM, ONNX Runtime and OpenVINO, and the runtime
 the planner picks for that model on this machine's hardware class.
 
 - `tvm`, `onnxruntime`, `openvino` are measured through `profile_pieces` with the default
   `MeasureConfig` and the user's profile cache, so a second run measures nothing.
-- `tvm-tuned` is cached-only: the row `placement tune` (or `bench/tuning_bench.py`) stored, with
-  the trial budget it was tuned with; "not tuned" where there is none. Nothing is tuned here.
+- `tvm-tuned` is the cached row `placement tune` (or `bench/tuning_bench.py --keep-database`)
+  stored; "not tuned" where there is none. `--tune 2m` first tunes every model without one for
+  that search budget each (`profiles.tuning.tune_piece`, the class's shared database, so trials of
+  earlier runs are kept) and the cell says the budget and trials; a cached row's budget is not
+  stored with it. Tune on a quiet machine: the search measures candidates on these cores.
 - OpenVINO runs with PERFORMANCE_HINT=LATENCY, INFERENCE_NUM_THREADS = the class's cores, f32
   (`profiles/openvino_adapter.py`); ONNX Runtime with intra-op threads = the class's cores.
 - "planner picks": a one-model spec (1 site, cloud candidates = the AWS offer(s) of this class in
@@ -101,8 +105,8 @@ def measure(pieces, runtimes_batches: dict[str, tuple[int, ...]], cache: Profile
     return reports
 
 
-def tuned_rows(pieces) -> dict[str, float]:
-    """p50 of a cached tvm-tuned row at batch 1 per piece (what `placement tune` stored)."""
+def tuned_rows(pieces) -> dict[str, dict]:
+    """The cached tvm-tuned row at batch 1 per piece (what `placement tune` stored)."""
     from profiles.providers import default_row_providers
 
     found = {}
@@ -114,8 +118,36 @@ def tuned_rows(pieces) -> dict[str, float]:
             continue
         for r in rows or []:
             if r.get(RUNTIME) == "tvm-tuned" and int(r.get(BATCH, 1)) == 1:
-                found[r[PIECE]] = float(r[LATENCY_MS_P50])
+                found[r[PIECE]] = r
     return found
+
+
+def tune(pieces, reports, budget_s: float, console: Console) -> dict[str, str]:
+    """Tune each piece without a cached tvm-tuned row for `budget_s` of search; {piece: what it
+    got}. Pieces untuned TVM could not import are skipped (tuning imports them the same way)."""
+    from profiles.tuning import format_duration, tune_piece
+
+    done = {}
+    have = tuned_rows(pieces)
+    tvm = reports.get("tvm")
+    for source in pieces:
+        name = source.piece
+        if name in have:
+            continue
+        if tvm is not None and any(p.piece == name for p in tvm.problems):
+            console.log(f"{name}: not tuned (untuned TVM failed on it)")
+            continue
+        t0 = time.monotonic()
+        try:
+            result = tune_piece(source, local_hardware(), budget_s, config=MeasureConfig())
+        except Exception as exc:  # noqa: BLE001 - a model that fails is said, the others go on
+            console.log(f"{name}: tuning failed: {exc}")
+            continue
+        done[name] = f"{format_duration(budget_s)}, {result.trials_run} trials"
+        console.log(f"{name}: tuned {result.measurement.latency_ms_p50:.2f} ms after {result.trials_run} "
+                    f"trials ({format_duration(result.search_s)} search, "
+                    f"{format_duration(time.monotonic() - t0)} in all)")
+    return done
 
 
 def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
@@ -129,6 +161,9 @@ def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
 
     hw = local_hardware().name
     tables = [r.table for r in reports.values() if len(r.table)]
+    tuned = [r for r in tuned_rows([source]).values()]
+    if tuned:
+        tables.append(pd.DataFrame(tuned))
     rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rows = rows[(rows[PIECE] == source.piece) & (rows[HARDWARE] == hw) & (rows[BATCH] == 1)]
     if rows.empty:
@@ -159,16 +194,17 @@ def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
     return placement.runtime, alts
 
 
-def runtime_table(pieces, reports, plan: bool, console: Console) -> Table:
+def runtime_table(pieces, reports, plan: bool, console: Console, tuned_here: dict | None = None) -> Table:
     hw = local_hardware()
     table = Table(title=f"p50 ms at batch 1 on {hw.name} (this machine, {os.cpu_count()} CPUs, shared "
                         f"with other work; load average at start {os.getloadavg()[0]:.1f}): TVM "
-                        f"{tvm_version()} untuned / tuned (cached rows only), ONNX Runtime, OpenVINO "
+                        f"{tvm_version()} untuned / tuned (MetaSchedule; budget where tuned in this run), ONNX Runtime, OpenVINO "
                         f"{openvino_version()}")
     for column in ("model", "tvm", "tvm-tuned", "onnxruntime", "openvino", "ov/ort",
                    "ov vs ort max|d| rel", "planner picks", "p95 ms per runtime (plan)"):
         table.add_column(column, justify="left" if column in ("model", "planner picks") else "right")
     tuned = tuned_rows(pieces)
+    tuned_here = tuned_here or {}
     for source in pieces:
         name = source.piece
         cell = {}
@@ -183,7 +219,9 @@ def runtime_table(pieces, reports, plan: bool, console: Console) -> Table:
         ort_m = ort.batch_measurements.get((name, "onnxruntime", 1)) if ort else None
         pick, alts = planner_pick(source, reports) if plan else ("-", "--no-plan")
         table.add_row(
-            name, cell.get("tvm", "-"), f"{tuned[name]:.2f}" if name in tuned else "not tuned",
+            name, cell.get("tvm", "-"),
+            (f"{float(tuned[name][LATENCY_MS_P50]):.2f}" + (f" ({tuned_here[name]})" if name in tuned_here else "")
+             if name in tuned else "not tuned"),
             cell.get("onnxruntime", "-"), cell.get("openvino", "-"),
             f"{ov_m.latency_ms_p50 / ort_m.latency_ms_p50:.2f}x" if ov_m and ort_m else "-",
             f"{ov_m.max_rel_diff_vs_ort:.1e}" if ov_m and ov_m.max_rel_diff_vs_ort is not None else "-",
@@ -229,6 +267,8 @@ def main() -> None:
     parser.add_argument("--save-calibration", action="store_true",
                         help="with --fit: store the fit (merged over the current calibration) for "
                              "profile_pieces; do it on a quiet machine")
+    parser.add_argument("--tune", default=None, metavar="BUDGET",
+                        help="first tune each model without a tvm-tuned row for this search budget (90s, 2m)")
     args = parser.parse_args()
     console = Console(width=220)
     pieces = sources(args.models, console)
@@ -243,7 +283,12 @@ def main() -> None:
         wanted["tvm"] = (1,)
     console.log(f"load average {os.getloadavg()}: other work on this machine slows every runtime")
     reports = measure(pieces, wanted, cache, console)
-    console.print(runtime_table(pieces, reports, not args.no_plan, console))
+    tuned_here = {}
+    if args.tune:
+        from profiles.tuning import parse_budget
+
+        tuned_here = tune(pieces, reports, parse_budget(args.tune), console)
+    console.print(runtime_table(pieces, reports, not args.no_plan, console, tuned_here))
     if args.fit:
         fit(pieces, reports, cache, console, save=args.save_calibration)
 

@@ -57,8 +57,11 @@ class Piece:
             options.inter_op_num_threads = int(settings.get("inter_op_num_threads", 0))
             available = set(ort.get_available_providers())
             providers = [p for p in settings.get("execution_providers", []) if p in available]
-            self.session = ort.InferenceSession(str(folder / spec["onnx"]), options,
-                                                providers=providers or ["CPUExecutionProvider"])
+            # the options the profiler measured with (TensorRT's fp16 engine and its cache)
+            provider_options = settings.get("provider_options", {})
+            self.session = ort.InferenceSession(
+                str(folder / spec["onnx"]), options,
+                providers=[(p, provider_options.get(p, {})) for p in providers] or ["CPUExecutionProvider"])
 
     def __call__(self, feeds: dict) -> dict:
         if self.runtime in TVM_RUNTIMES:

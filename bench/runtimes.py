@@ -150,7 +150,7 @@ def tune(pieces, reports, budget_s: float, console: Console) -> dict[str, str]:
     return done
 
 
-def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
+def planner_pick(source: PieceSource, reports, tuned: dict | None = None) -> tuple[str, str]:
     """(runtime, alternatives) the planner chooses for one model on this machine's class, from
     the rows measured above (batch 1; nothing is profiled again)."""
     import pandas as pd
@@ -161,9 +161,8 @@ def planner_pick(source: PieceSource, reports) -> tuple[str, str]:
 
     hw = local_hardware().name
     tables = [r.table for r in reports.values() if len(r.table)]
-    tuned = [r for r in tuned_rows([source]).values()]
-    if tuned:
-        tables.append(pd.DataFrame(tuned))
+    if tuned:  # the cached tvm-tuned row (`tuned_rows`)
+        tables.append(pd.DataFrame([tuned]))
     rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rows = rows[(rows[PIECE] == source.piece) & (rows[HARDWARE] == hw) & (rows[BATCH] == 1)]
     if rows.empty:
@@ -217,7 +216,7 @@ def runtime_table(pieces, reports, plan: bool, console: Console, tuned_here: dic
         ort = reports.get("onnxruntime")
         ov_m = ov.batch_measurements.get((name, "openvino", 1)) if ov else None
         ort_m = ort.batch_measurements.get((name, "onnxruntime", 1)) if ort else None
-        pick, alts = planner_pick(source, reports) if plan else ("-", "--no-plan")
+        pick, alts = planner_pick(source, reports, tuned.get(name)) if plan else ("-", "--no-plan")
         table.add_row(
             name, cell.get("tvm", "-"),
             (f"{float(tuned[name][LATENCY_MS_P50]):.2f}" + (f" ({tuned_here[name]})" if name in tuned_here else "")

@@ -372,3 +372,16 @@ def test_a_pool_of_co_located_models_is_one_deployment_serving_each(setup, tmp_p
     repo = tmp_path / "shared" / "cloud" / "first-second-c1-r0" / "triton"
     assert sorted(p.name for p in repo.iterdir()) == ["first", "second"]
     assert check_bundle(tmp_path / "shared") == []
+
+
+def test_the_edge_runner_opens_sessions_with_the_providers_and_options_measured():
+    from placement.export.artifacts import session_settings
+    from placement.export.edge_runner import session_providers
+
+    trt = session_settings("nvidia-t4", "onnxruntime-trt")
+    on_gpu = session_providers(trt, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert on_gpu[0] == ("TensorrtExecutionProvider", {"trt_fp16_enable": "True", "trt_engine_cache_enable": "True"})
+    assert [p for p, _ in on_gpu] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    # a machine without the GPU providers falls back to what it has, never to nothing
+    assert session_providers(trt, ["CPUExecutionProvider"]) == [("CPUExecutionProvider", {})]
+    assert session_providers({}, ["CPUExecutionProvider"]) == [("CPUExecutionProvider", {})]

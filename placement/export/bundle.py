@@ -127,7 +127,7 @@ def _write_bundle(ws, plan: Plan, layout: Layout, root: Path, progress) -> Manif
         for a in pool_artifacts:
             cloud_models[f"{pool.name}/{a.unit.name}"] = {
                 "triton_model": triton.triton_model_name(a), "inputs": [v["name"] for v in a.io["inputs"]]}
-            if not a.unit.runtime.startswith("onnxruntime"):  # the GPU providers are Triton's too
+            if a.unit.runtime not in triton.SERVED_AS_PLANNED:
                 where = a.library or a.session
                 notes.append(f"{pool.name}: the plan runs {a.unit.piece} with {a.unit.runtime}; Triton serves "
                              f"its ONNX with ONNX Runtime; {where} is for a server of your own")

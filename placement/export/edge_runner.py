@@ -25,6 +25,14 @@ import numpy as np
 TVM_RUNTIMES = ("tvm", "tvm-tuned")
 
 
+def session_providers(settings: dict, available) -> list:
+    """session.json's execution providers that this machine has, in its order, each with the
+    options the profiler measured with (TensorRT's fp16 engine and its cache); the CPU otherwise."""
+    options = settings.get("provider_options", {})
+    chosen = [(p, options.get(p, {})) for p in settings.get("execution_providers", []) if p in set(available)]
+    return chosen or [("CPUExecutionProvider", {})]
+
+
 class Piece:
     """One piece loaded with its runtime: call it with {input name: array}."""
 
@@ -55,13 +63,8 @@ class Piece:
             options = ort.SessionOptions()
             options.intra_op_num_threads = int(settings.get("intra_op_num_threads", 0))
             options.inter_op_num_threads = int(settings.get("inter_op_num_threads", 0))
-            available = set(ort.get_available_providers())
-            providers = [p for p in settings.get("execution_providers", []) if p in available]
-            # the options the profiler measured with (TensorRT's fp16 engine and its cache)
-            provider_options = settings.get("provider_options", {})
-            self.session = ort.InferenceSession(
-                str(folder / spec["onnx"]), options,
-                providers=[(p, provider_options.get(p, {})) for p in providers] or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(folder / spec["onnx"]), options,
+                                                providers=session_providers(settings, ort.get_available_providers()))
 
     def __call__(self, feeds: dict) -> dict:
         if self.runtime in TVM_RUNTIMES:

@@ -24,6 +24,10 @@ from pathlib import Path
 from placement.export.artifacts import Artifact
 from placement.export.layout import Pool, file_name
 
+# runtimes the ONNX Runtime backend runs as the plan measured them (CPU, or its CUDA provider /
+# TensorRT accelerator on a GPU pool); any other runtime gets ONNX Runtime instead
+SERVED_AS_PLANNED = ("onnxruntime", "onnxruntime-cuda", "onnxruntime-trt")
+
 TRITON_DTYPES = {"bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16",
                  "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "int8": "TYPE_INT8",
                  "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64",

@@ -5,9 +5,13 @@ and the state it lays out in `placement.app_state`. Environment: PLACEMENT_APP_S
 PLACEMENT_APP_PROFILES, PLACEMENT_APP_OFFERS choose the spec and optional tables.
 """
 
+import asyncio
+
 import panel as pn
 
 from placement.app_layout import PlacementApp, create_app  # noqa: F401
+from placement.app_session import quiet_closed_connections
 
 if pn.state.served:
+    quiet_closed_connections(asyncio.get_event_loop())  # the server's loop: this runs on it
     create_app().template().servable()

@@ -4,12 +4,34 @@ the template goes into its document in one go (`Page`), and a download may come 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
 
 import panel as pn
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
+
+_log = logging.getLogger("placement.app")
+
+
+def quiet_closed_connections(loop: asyncio.AbstractEventLoop) -> None:
+    """A browser that closes its tab while the server is sending it an update leaves Tornado's
+    write task failed, and asyncio prints that as a traceback ("Task exception was never
+    retrieved ... WebSocketClosedError"; bokeh/bokeh#7619, perspective-dev/perspective#2969).
+    The session is gone and nothing is lost: one debug line, not a traceback in the terminal.
+    Every other unhandled error still reaches the loop's default handler."""
+
+    def handler(loop, context):
+        if isinstance(context.get("exception"), (WebSocketClosedError, StreamClosedError)):
+            _log.debug("a browser closed while the app was sending it an update")
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 class OptionalDownload(pn.widgets.FileDownload):

@@ -30,9 +30,13 @@ def serve_app(
         if path is not None and not path.is_file():
             raise api.InputError(f"{flag}: {path}: no such file")
 
+    import asyncio
+
     import panel as pn
+    from tornado.ioloop import IOLoop
 
     from placement.app_layout import create_app
+    from placement.app_session import quiet_closed_connections
 
     def page():
         return create_app(spec, offers_csv=offers_csv, profiles_csv=profiles_csv,
@@ -41,6 +45,9 @@ def serve_app(
     loopback = address in ("127.0.0.1", "localhost", "::1")
     origins = [f"127.0.0.1:{port}", f"localhost:{port}"] if loopback else ["*"]
     typer.echo(f"placement app: http://{address}:{port}/ ({spec}); Ctrl-C stops it")
-    pn.serve(page, port=port, address=address, show=show, title="placement-optimizer",
+    asyncio_loop = asyncio.new_event_loop()
+    quiet_closed_connections(asyncio_loop)
+    asyncio.set_event_loop(asyncio_loop)
+    pn.serve(page, loop=IOLoop.current(), port=port, address=address, show=show, title="placement-optimizer",
              websocket_origin=origins, websocket_max_message_size=int(max_upload_mb * MB * 1.4) + MB,
              threaded=False)

@@ -355,3 +355,28 @@ def test_tuning_reports_progress_and_a_cancel_ends_it_leaving_the_state_usable(t
         assert s.wait_idle(60) and s.plan.latency.slo_ms == 250
     finally:
         s.close()
+
+
+def test_a_browser_gone_mid_update_is_no_traceback_but_other_loop_errors_still_are(caplog):
+    import asyncio
+    import logging
+
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    from placement.app_session import quiet_closed_connections
+
+    loop = asyncio.new_event_loop()
+    try:
+        quiet_closed_connections(loop)
+        with caplog.at_level(logging.DEBUG):
+            for gone in (WebSocketClosedError(), StreamClosedError()):
+                loop.call_exception_handler({"message": "Task exception was never retrieved", "exception": gone})
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+            assert any("browser closed" in r.getMessage() for r in caplog.records)
+            loop.call_exception_handler({"message": "Task exception was never retrieved",
+                                         "exception": ValueError("a real bug")})
+        [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert error.exc_info and isinstance(error.exc_info[1], ValueError)  # with its traceback
+    finally:
+        loop.close()

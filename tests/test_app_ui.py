@@ -230,3 +230,35 @@ def test_upload_naming_a_file_outside_itself_is_refused(page):
 
 def test_browser_console_shows_no_errors(page, console_errors):
     assert console_errors == []
+
+
+def test_placement_app_serves_and_tabs_closed_mid_update_print_no_traceback(browser):
+    """`placement app` as a user starts it: the page plans; tabs closed while the server is
+    sending them a re-plan leave no traceback in its terminal (Tornado's failed write to a closed
+    socket is caught on the server's loop); Ctrl-C stops it with exit 0."""
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "placement"), "app", "--port", str(port),
+               "--profiles", str(DEMO_PROFILES)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/not-the-app")
+        for slo in ("120", "150", "200"):
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator(".headline").get_by_text("/month").wait_for()
+            box = page.locator(".slo-input input")
+            box.fill(slo)
+            box.press("Enter")
+            page.close()  # at once: the re-plan's patches go to a closed socket
+        time.sleep(3)  # the re-plans finish and are sent to nobody (nothing in a page to wait on)
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert f"placement app: http://127.0.0.1:{port}/" in output
+    assert "Traceback" not in output and "never retrieved" not in output, output

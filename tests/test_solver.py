@@ -425,3 +425,26 @@ def test_pruning_never_removes_an_optimum(seed):
         value = ev.monthly_usd if objective == "cost" else ev.latency_ms
         assert value == pytest.approx(best[0], abs=0.01)
         assert got.objective_value == pytest.approx(want.objective_value, abs=1e-6)
+
+
+@pytest.mark.parametrize("on_a_thread", [False, True])
+def test_a_solve_leaves_ctrl_c_to_python(on_a_thread):
+    """CP-SAT resets SIGINT to the system default after a solve unless told not to: Ctrl-C then
+    killed the process (the app server after its first plan) instead of raising KeyboardInterrupt."""
+    import os
+    import signal
+    import threading
+    import time
+
+    offers, profiles, io_bytes = one_model_tables()
+    problem = build(one_model_spec(sites=100, uplink=50.0), offers, profiles, io_bytes)
+    if on_a_thread:
+        worker = threading.Thread(target=solve, args=(problem,))
+        worker.start()
+        worker.join()
+    else:
+        assert solve(problem).status == "optimal"
+    with pytest.raises(KeyboardInterrupt):  # a process left at SIG_DFL dies here instead
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)
+

@@ -10,6 +10,8 @@ assumption literals, so an infeasible run names the groups to blame.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -361,7 +363,7 @@ class PlacementModel:
         # Interleaved search makes a multi-worker solve repeatable: same seed, same plan (as long
         # as it finishes within the time limit).
         solver.parameters.interleave_search = True
-        code = solver.solve(self.model)
+        code = _solve_keeping_sigint(solver, self.model)
         # --- decode ---
         status = _STATUS.get(solver.status_name(code), "unknown")
         stats = {"branches": solver.num_branches, "conflicts": solver.num_conflicts}
@@ -389,3 +391,23 @@ def _set_domain(model: cp_model.CpModel, var, lo: int, hi: int) -> None:
     domain = model.proto.variables[var.index].domain
     domain.clear()
     domain.extend([lo, hi])
+
+
+def _solve_keeping_sigint(solver: cp_model.CpSolver, model: cp_model.CpModel) -> int:
+    """CP-SAT catches SIGINT during a solve (a first Ctrl-C ends the search with the best plan
+    found) and afterwards leaves the process's SIGINT at the system default, from whichever
+    thread it ran on: after one plan, Ctrl-C killed `placement app` (exit -2, nothing cleaned
+    up) instead of stopping it. On the main thread the solver may catch it and Python's handler
+    is put back after; on any other thread (the app's planning workers) it never touches the
+    process's handler."""
+    main = threading.current_thread() is threading.main_thread()
+    solver.parameters.catch_sigint_signal = main
+    if not main:
+        return solver.solve(model)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return solver.solve(model)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+

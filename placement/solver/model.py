@@ -410,4 +410,3 @@ def _solve_keeping_sigint(solver: cp_model.CpSolver, model: cp_model.CpModel) ->
     finally:
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
-

@@ -19,9 +19,9 @@ from bokeh.plotting import figure
 from placement import rows
 
 SOURCE_LABELS = {"measured-local": "measured here", "measured-rpc": "measured on a device",
-                 "imported": "imported"}
+                 "measured-served": "measured serving here", "imported": "imported"}
 BADGE_COLOURS = {"measured here": "#d4edda", "measured on a device": "#d1ecf1", "tuned": "#e2d9f3",
-                 "imported": "#fff3cd"}
+                 "measured serving here": "#d4edda", "imported": "#fff3cd"}
 KIND_LABELS = {"compute": "cloud compute", "edge-capex": "edge devices", "edge-power": "edge power",
                "egress": "egress"}
 FRONTIER_RENDERER = "frontier-points"  # tests and benchmarks find the frontier's points by this name
@@ -34,7 +34,7 @@ def usd(x) -> str:
 
 def badge(row: dict) -> str:
     """The provenance badge of a placed latency, in the issue's words."""
-    if row["runtime"] == "tvm-tuned" and row["source"] in ("measured-local", "measured-rpc"):
+    if row["runtime"] == "tvm-tuned" and row["source"] in ("measured-local", "measured-rpc", "measured-served"):
         return "tuned"
     if row["source"] == "estimated":
         return rows.source_label("estimated", row["error_band"])

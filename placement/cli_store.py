@@ -44,7 +44,7 @@ def _fail(message: str) -> None:
 PIECE_OPT = typer.Option(None, "--piece", help="only this piece")
 HARDWARE_OPT = typer.Option(None, "--hardware", help="only this hardware class")
 SOURCE_OPT = typer.Option(None, "--source",
-                          help="measured-local, measured-rpc, estimated or imported")
+                          help="measured-local, measured-rpc, measured-served, estimated or imported")
 RUNTIME_OPT = typer.Option(None, "--runtime", help="tvm, tvm-tuned, onnxruntime, openvino, onnxruntime-cuda or onnxruntime-trt")
 
 

@@ -26,6 +26,10 @@ def verify(
     threads: int = typer.Option(1, "--threads", min=1, help="ONNX Runtime intra-op threads per worker"),
     profiles_csv: Optional[Path] = typer.Option(None, "--profiles"),
     offers_csv: Optional[Path] = typer.Option(None, "--offers"),
+    store_profiles: bool = typer.Option(
+        False, "--store-profiles", help="store each piece's compute as this run served it in the profile "
+        "store (source measured-served, with the load it served under); later plans of these models use "
+        "those rows before the ones measured alone"),
     this_machine: Optional[Path] = typer.Option(
         None, "--write-offers", help="write an offers CSV naming this machine (edge device and cloud "
         "offer `this-machine`) to PATH and exit; set its prices, then plan with --offers PATH"),
@@ -37,7 +41,7 @@ def verify(
 
     try:
         code = _verify(spec_path, plan_path, duration, as_json, headroom, threads, profiles_csv, offers_csv,
-                       this_machine)
+                       this_machine, store_profiles)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
@@ -49,7 +53,7 @@ def verify(
 
 
 def _verify(spec_path, plan_path, duration, as_json, headroom, threads, profiles_csv, offers_csv,
-            this_machine) -> int:
+            this_machine, store_profiles=False) -> int:
     from placement import api
     from placement.verify import VerifyError, verify, write_this_machine_offers
 
@@ -80,9 +84,26 @@ def _verify(spec_path, plan_path, duration, as_json, headroom, threads, profiles
 
         for line in lines(result.data):
             print(line)
+    if store_profiles:
+        _store(result)
     if result.data.get("failure"):
         return 1
     return 0
+
+
+def _store(result) -> None:
+    """The run's measured-served rows into the profile store, each said on stderr."""
+    from placement.verify.served import store_served_rows
+    from profiles.store import SERVED_LOAD
+
+    for note in result.notes[1:]:
+        _say(note)
+    stored = store_served_rows(result.served_rows)
+    for r in result.served_rows:
+        _say(f"stored {r['piece']} on {r['hardware']} ({r['runtime']}, batch {r['batch']}): p50 "
+             f"{r['latency_ms_p50']:.2f}, p95 {r['latency_ms_p95']:.2f} ms measured-served ({r[SERVED_LOAD]})")
+    _say(f"{stored} measured-served row(s) in the profile store: later plans of these models use them "
+         "(placement profiles list --source measured-served)")
 
 
 def _say(msg: str) -> None:

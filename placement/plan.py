@@ -78,7 +78,7 @@ class PiecePlacement(_Model):
     utilisation: float
     memory_mb: float
     monthly_usd: float = Field(description="cloud compute of this pool; edge devices are itemised in costs")
-    latency_source: str = Field(description="measured-local | measured-rpc | estimated | imported")
+    latency_source: str = Field(description="measured-local | measured-rpc | measured-served | estimated | imported")
     error_band: float | None = Field(description="multiplicative error band b of an estimated latency: it lies "
                                      "between estimate ÷ (1 + b) and estimate × (1 + b)")
     runtime_alternatives_ms_p95: dict[str, float] = Field(

@@ -43,10 +43,13 @@ MIN_WATCH_S = 0.3
 
 
 class CpuWatch:
-    """`with CpuWatch() as watch: ...` then `watch.result` (a `Contention`)."""
+    """`with CpuWatch() as watch: ...` then `watch.result` (a `Contention`). With
+    `with_children`, the child processes this process started and reaped inside the block count
+    as its own (`placement verify`'s workers): only the rest of the machine is "others"."""
 
-    def __init__(self, min_s: float = MIN_WATCH_S):
+    def __init__(self, min_s: float = MIN_WATCH_S, with_children: bool = False):
         self.min_s = min_s
+        self.with_children = with_children
         self.result: Contention | None = None
 
     def __enter__(self) -> CpuWatch:
@@ -60,7 +63,7 @@ class CpuWatch:
             self._load = None
         self._t0 = time.perf_counter()
         self._busy0 = _busy_s(psutil.cpu_times())
-        self._mine0 = _process_s(self._process)
+        self._mine0 = _process_s(self._process, self.with_children)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -71,7 +74,7 @@ class CpuWatch:
             time.sleep(left)
         wall = max(time.perf_counter() - self._t0, 1e-9)
         busy = _busy_s(psutil.cpu_times()) - self._busy0
-        mine = _process_s(self._process) - self._mine0
+        mine = _process_s(self._process, self.with_children) - self._mine0
         share = max(0.0, busy - mine) / (wall * self._cores)
         self.result = Contention(min(share, 1.0), self._load, wall)
 
@@ -82,9 +85,10 @@ def _busy_s(times) -> float:
     return total - idle
 
 
-def _process_s(process) -> float:
+def _process_s(process, with_children: bool = False) -> float:
     t = process.cpu_times()
-    return t.user + t.system
+    children = (getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)) if with_children else 0.0
+    return t.user + t.system + children
 
 
 def describe(share: float, attempts: int) -> str:

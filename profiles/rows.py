@@ -71,9 +71,13 @@ def rows_table(rows: Sequence[Mapping]) -> pd.DataFrame:
 
 
 IMPORTED = "imported"
-# Which row of a piece, hardware, runtime and batch the planner sees: measured here or on the
-# device, then imported, then estimated (lower wins; an unknown source ranks with imported).
-PRECEDENCE = {MEASURED_LOCAL: 0, "measured-rpc": 0, IMPORTED: 1, ESTIMATED: 2}
+MEASURED_SERVED = "measured-served"
+# Which row of a piece, hardware, runtime and batch the planner sees: measured while serving a
+# plan here (the user asked for it with `placement verify --store-profiles`: compute as served,
+# with the other pieces and the load beside it, which an isolated run under-states), then measured
+# here or on the device, then imported, then estimated (lower wins; an unknown source ranks with
+# imported).
+PRECEDENCE = {MEASURED_SERVED: -1, MEASURED_LOCAL: 0, "measured-rpc": 0, IMPORTED: 1, ESTIMATED: 2}
 
 
 def merge_rows(table: pd.DataFrame, rows: Sequence[Mapping]) -> pd.DataFrame:

@@ -42,13 +42,16 @@ from profiles.table import (
 
 IMPORTED = "imported"
 STORE_FILE = "rows.sqlite"
-SCHEMA_VERSION = 2
+MEASURED_SERVED = "measured-served"
+SCHEMA_VERSION = 3
 # The store's own columns beside the ProfileTable's: which model a row measured (the sha256 of its
-# ONNX file, first 12 hex digits; empty for an imported row not bound to a model) and how busy
-# the machine was while it was measured (`profiles.contention`).
+# ONNX file, first 12 hex digits; empty for an imported row not bound to a model), how busy
+# the machine was while it was measured (`profiles.contention`), and for a row measured while
+# serving a plan (`placement verify --store-profiles`) the load it served under, in words.
 MODEL = "model"
 OTHERS_CPU_SHARE = "others_cpu_share"
-STORE_COLUMNS = [MODEL, OTHERS_CPU_SHARE]
+SERVED_LOAD = "served_load"
+STORE_COLUMNS = [MODEL, OTHERS_CPU_SHARE, SERVED_LOAD]
 SHORT_HASH = 12
 _REAL = {"latency_ms_p50", "latency_ms_p95", "memory_mb", "error_band"}
 
@@ -63,6 +66,13 @@ def imported_key(piece: str, hardware: str, runtime: str, batch: int, model: str
     fields = [IMPORTED, str(piece), str(hardware), str(runtime), int(batch)]
     if model:
         fields.append(str(model)[:SHORT_HASH])
+    return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
+
+
+def served_key(piece: str, hardware: str, runtime: str, batch: int, model: str) -> str:
+    """The store key of a row measured while serving: one per (piece, hardware, runtime, batch,
+    model), so the latest verify run replaces an earlier one."""
+    fields = [MEASURED_SERVED, str(piece), str(hardware), str(runtime), int(batch), str(model)[:SHORT_HASH]]
     return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
 
 
@@ -106,6 +116,8 @@ class ProfileStore:
                 conn.execute(f"ALTER TABLE rows ADD COLUMN {MODEL} TEXT NOT NULL DEFAULT ''")
             if OTHERS_CPU_SHARE not in have:
                 conn.execute(f"ALTER TABLE rows ADD COLUMN {OTHERS_CPU_SHARE} REAL")
+            if SERVED_LOAD not in have:  # a store from before version 3
+                conn.execute(f"ALTER TABLE rows ADD COLUMN {SERVED_LOAD} TEXT NOT NULL DEFAULT ''")
             conn.execute("CREATE INDEX IF NOT EXISTS rows_identity ON rows "
                          f"({PIECE}, {HARDWARE}, {RUNTIME}, {BATCH})")
             conn.execute("CREATE TABLE IF NOT EXISTS calibrations (name TEXT PRIMARY KEY, "
@@ -116,10 +128,12 @@ class ProfileStore:
 
     def put_rows(self, keyed_rows: Iterable[tuple[str, Mapping]]) -> int:
         """Insert or replace rows, each under its key, in one transaction; returns the count.
-        A row may also carry `model` (the model's sha256, kept short) and `others_cpu_share`."""
+        A row may also carry `model` (the model's sha256, kept short), `others_cpu_share` and
+        `served_load`."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         values = [(key, *(_sql_value(row.get(c)) for c in PROFILE_COLUMNS),
-                   str(row.get(MODEL) or "")[:SHORT_HASH], _sql_value(row.get(OTHERS_CPU_SHARE)), now)
+                   str(row.get(MODEL) or "")[:SHORT_HASH], _sql_value(row.get(OTHERS_CPU_SHARE)),
+                   str(row.get(SERVED_LOAD) or ""), now)
                   for key, row in keyed_rows]
         if not values:
             return 0
@@ -147,7 +161,8 @@ class ProfileStore:
     def listing(self, *, piece: str | None = None, hardware: str | None = None,
                 source: str | None = None, runtime: str | None = None,
                 model: str | None = None) -> pd.DataFrame:
-        """The stored rows with the store's own columns too (`model`, `others_cpu_share`);
+        """The stored rows with the store's own columns too (`model`, `others_cpu_share`,
+        `served_load`);
         `model` matches a prefix of the model's hash."""
         where, args = [], []
         if model is not None:
@@ -168,6 +183,7 @@ class ProfileStore:
         typed = empty_profile_table()
         typed[MODEL] = pd.Series(dtype="object")
         typed[OTHERS_CPU_SHARE] = pd.Series(dtype="float64")
+        typed[SERVED_LOAD] = pd.Series(dtype="object")
         if not records:
             return typed
         df = pd.DataFrame.from_records(records, columns=columns)

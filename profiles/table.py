@@ -29,7 +29,8 @@ REQUIRED_COLUMNS = PROFILE_COLUMNS[:-1]
 PLAUSIBLE_MAX = {LATENCY_MS_P50: 3.6e6, LATENCY_MS_P95: 3.6e6, MEMORY_MB: 1e8, BATCH: 1e6}
 PLAUSIBLE_MIN = 1e-6  # a nanosecond, a byte: positive numbers below this are typos
 RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-trt")
-SOURCES = ("measured-local", "measured-rpc", "estimated", "imported")
+# measured-served: measured while serving a plan under load here (`placement verify --store-profiles`)
+SOURCES = ("measured-local", "measured-rpc", "measured-served", "estimated", "imported")
 
 
 class ProfileTableError(UserError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -105,3 +107,15 @@ def test_a_row_measured_under_a_cpu_hog_is_re_measured_flagged_and_not_stored(tm
     with Hog():
         again = profile_pieces([source], [], runtimes=("onnxruntime",), config=FAST, cache=cache)
     assert [p.error_type for p in again.problems] == ["Contention"]
+
+
+def test_with_children_the_watch_counts_reaped_children_as_its_own():
+    """`placement verify`'s workers are its children: their CPU is the run's, not other work's."""
+    burn = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"]
+    with CpuWatch(with_children=True) as mine:
+        subprocess.run(burn, check=True)  # started and reaped inside the block
+    with CpuWatch() as theirs:
+        subprocess.run(burn, check=True)
+    child_share = 0.6 / (theirs.result.wall_s * (os.cpu_count() or 1))
+    assert theirs.result.others_cpu_share >= 0.8 * child_share
+    assert mine.result.others_cpu_share <= theirs.result.others_cpu_share - 0.7 * child_share

@@ -186,3 +186,29 @@ def test_imported_rows_reach_the_profiler_and_beat_estimates_not_measurements(tm
     assert ort.loc[local, "source"] == "measured-local"  # measured > imported
     assert len(report.table[(report.table["hardware"] == pi)
                             & (report.table["runtime"] == "onnxruntime")]) == 1
+
+
+def test_a_store_from_before_served_rows_gains_the_column_and_keeps_its_rows(tmp_path):
+    """A version-2 store (no `served_load`) opens as it is: its rows read back with an empty
+    load, and a measured-served row with its load goes in beside them."""
+    from profiles.store import MEASURED_SERVED, SERVED_LOAD, served_key
+
+    path = tmp_path / "old.sqlite"
+    columns = ", ".join(f"{c} TEXT" for c in PROFILE_COLUMNS)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE rows (key TEXT PRIMARY KEY, {columns}, updated_at TEXT NOT NULL, "
+                     "model TEXT NOT NULL DEFAULT '', others_cpu_share REAL)")
+        old = row()
+        conn.execute(f"INSERT INTO rows VALUES (?, {', '.join('?' * len(PROFILE_COLUMNS))}, ?, ?, ?)",
+                     ("k1", *[None if isinstance(old[c], float) and math.isnan(old[c]) else old[c]
+                              for c in PROFILE_COLUMNS], "2025-01-01", "a" * 12, 0.01))
+        conn.execute("PRAGMA user_version=2")
+    store = ProfileStore(path)
+    listing = store.listing()
+    assert list(listing["piece"]) == ["det"] and list(listing[SERVED_LOAD]) == [""]
+    served = {**row(p50=12.5, source=MEASURED_SERVED), "model": "b" * 64, SERVED_LOAD: "verify: 40 req/s"}
+    store.put_row(served_key("det", "x86-zen4-2c", "onnxruntime", 1, "b" * 64), served)
+    listing = store.listing(source=MEASURED_SERVED)
+    assert list(listing[SERVED_LOAD]) == ["verify: 40 req/s"] and list(listing["model"]) == ["b" * 12]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3

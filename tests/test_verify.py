@@ -226,3 +226,105 @@ def test_sigint_leaves_no_process_behind(case):
     assert proc.wait(timeout=30) == 130
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_a_run_gives_its_compute_as_served_rows_with_the_load_noted(short_run, case):
+    """Each stage's compute as the run measured it becomes a measured-served row of its piece,
+    bound to the piece's model, with the load it served under and the machine's other work."""
+    from profiles.onnx_prep import model_digest
+    from profiles.store import MODEL, OTHERS_CPU_SHARE, SERVED_LOAD
+
+    data = short_run.data
+    machine = data["machine"]
+    assert 0.0 <= machine["others_cpu_share_before"] <= 1.0 and 0.0 <= machine["others_cpu_share_during"] <= 1.0
+    assert 0.25 * machine["cores"] <= machine["free_cores"] <= machine["cores"]
+    rows = {r[pt.PIECE]: r for r in short_run.served_rows}
+    assert set(rows) == {"head", "tail"}
+    for stage in data["stages"]:
+        r = rows[stage["piece"]]
+        assert r[pt.SOURCE] == "measured-served" and r[pt.RUNTIME] == "onnxruntime" and r[pt.BATCH] == 1
+        assert r[pt.HARDWARE] == stage["hardware"]
+        assert r[pt.LATENCY_MS_P50] == stage["measured"]["compute_ms_p50"]
+        assert r[pt.LATENCY_MS_P95] == stage["measured"]["compute_ms_p95"]
+        assert r[MODEL] == model_digest(case / f"{stage['piece']}.onnx")
+        assert r[OTHERS_CPU_SHARE] == machine["others_cpu_share_during"]
+        assert f"{data['scale']['rate_per_site_rps']:.4g} req/s periodic" in r[SERVED_LOAD]
+        assert f"{stage['requests']} requests" in r[SERVED_LOAD]
+    assert "site device" in rows["head"][SERVED_LOAD] and "pool of 1" in rows["tail"][SERVED_LOAD]
+    assert "this machine: other processes used" in "\n".join(lines(data))
+
+
+def test_stored_served_rows_win_over_rows_measured_alone(short_run, case, tmp_path, monkeypatch):
+    """`--store-profiles`: the next profile of the same model on this machine uses the served
+    row (the compute the run saw) instead of measuring it alone; another model with the same
+    piece name does not."""
+    from placement.verify.served import store_served_rows
+    from profiles.measure import MeasureConfig
+    from profiles.paths import CACHE_ENV
+    from profiles.profiler import PieceSource, profile_pieces
+    from profiles.providers import default_row_providers
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert store_served_rows(short_run.served_rows) == 2
+    assert store_served_rows(short_run.served_rows) == 2  # the same key: replaced, not added
+    from profiles.cache import ProfileCache
+
+    assert len(ProfileCache().store.listing(source="measured-served")) == 2
+    hw = short_run.served_rows[0][pt.HARDWARE]
+    fast = MeasureConfig(warmup_runs=1, repeat=5, min_repeat_ms=1.0, max_measure_s=0.5)
+    head = PieceSource(piece="head", onnx_path=case / "head.onnx", input_shapes={"x": [1, 64]})
+    table = profile_pieces([head], [hw], runtimes=("onnxruntime",), config=fast,
+                           row_providers=default_row_providers()).table
+    assert list(table[pt.SOURCE]) == ["measured-served"]
+    served = next(r for r in short_run.served_rows if r[pt.PIECE] == "head")
+    assert table[pt.LATENCY_MS_P50].iloc[0] == pytest.approx(served[pt.LATENCY_MS_P50])
+    other = tmp_path / "other.onnx"
+    mlp(other, 64, 16)  # another model named head
+    table = profile_pieces([PieceSource(piece="head", onnx_path=other, input_shapes={"x": [1, 64]})], [hw],
+                           runtimes=("onnxruntime",), config=fast, row_providers=default_row_providers()).table
+    assert list(table[pt.SOURCE]) == ["measured-local"]
+
+
+def test_the_cli_stores_the_served_rows(case, tmp_path):
+    env = {**os.environ, "PLACEMENT_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "placement.cli", "verify", str(case / "spec.yaml"), "--offers",
+           str(case / "offers.csv"), "--profiles", str(case / "profiles.csv"), "--duration", "3",
+           "--store-profiles"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "stored head on" in done.stderr and "2 measured-served row(s) in the profile store" in done.stderr
+    listed = subprocess.run([sys.executable, "-m", "placement.cli", "profiles", "list", "--source",
+                             "measured-served", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    rows = json.loads(listed.stdout)
+    assert sorted(r["piece"] for r in rows) == ["head", "tail"]
+    assert all(r["served_load"].startswith("verify ") for r in rows)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat") or not hasattr(os, "sched_setaffinity"),
+                    reason="Linux schedstat and CPU affinity")
+def test_core_wait_counts_the_time_a_worker_waits_for_a_core():
+    """What verify reports as "waited for a core": this thread and a spinning process pinned
+    to one core take turns, so this thread's run-queue delay grows by a good part of the time;
+    alone on the machine it hardly grows."""
+    from placement.verify.worker import core_wait_ns
+
+    def spin_for(seconds):
+        waited = core_wait_ns()
+        t = time.monotonic()
+        while time.monotonic() - t < seconds:
+            pass
+        return (core_wait_ns() - waited) / 1e9
+
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(hog.pid, {core})
+        os.sched_setaffinity(0, {core})
+        time.sleep(0.2)
+        shared = spin_for(1.0)
+    finally:
+        hog.kill()
+        hog.wait()
+        os.sched_setaffinity(0, before)
+    assert shared >= 0.25  # about half the second, two runnable tasks on one core

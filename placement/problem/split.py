@@ -52,7 +52,7 @@ def split_options(inputs: OptionInputs, network, model: str, calls: float, split
     return out
 
 
-_SOURCE_RANK = ["estimated", "imported", "measured-rpc", "measured-local"]
+_SOURCE_RANK = ["estimated", "imported", "measured-rpc", "measured-local", "measured-served"]
 
 
 def weaker_source(a: str, b: str) -> str:

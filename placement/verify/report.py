@@ -12,6 +12,9 @@ import numpy as np
 from placement.verify.topology import Topology
 from profiles import table as pt
 
+# a stage whose compute waited for a core this share of its time or more is said in the report
+CORE_SHORT = 0.05
+
 
 def _pct(values, q) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
@@ -79,7 +82,8 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
         busy_ms = (sum(record.stages[s].busy_ms for s in group.stages)
                    if group.kind == "pool" and len(group.stages) > 1 else sr.busy_ms)
         stages.append({
-            "stage": name, "piece": stage.piece, "where": stage.offer, "runtime": stage.runtime,
+            "stage": name, "piece": stage.piece, "where": stage.offer, "hardware": stage.hardware,
+            "runtime": stage.runtime,
             "batch": stage.batch, "processes": group.processes, "requests": len(sr.computes_ms),
             "predicted": _predicted(plan, stage, ws),
             "measured": {"compute_ms_p50": _pct(sr.computes_ms, 50), "compute_ms_p95": _pct(sr.computes_ms, 95),
@@ -87,7 +91,12 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
                          "inbound_ms_p50": _pct(sr.inbounds_ms, 50), "inbound_ms_p95": _pct(sr.inbounds_ms, 95),
                          "return_ms_p50": _pct(sr.returns_ms, 50), "return_ms_p95": _pct(sr.returns_ms, 95),
                          "utilisation": (busy_ms / (record.span_s * 1000.0 * group.processes)
-                                         if record.span_s else None)},
+                                         if record.span_s else None),
+                         # the compute's share spent runnable but waiting for a core (this
+                         # machine's cores were short: measured compute includes it)
+                         "core_wait_ms_p95": _pct(sr.core_waits_ms, 95),
+                         "core_wait_share": (sum(sr.core_waits_ms) / sr.busy_ms
+                                             if sr.core_waits_ms and sr.busy_ms else None)},
         })
     lat = record.latencies_ms
     predicted = plan.latency.p95_ms
@@ -132,6 +141,12 @@ def lines(data: dict) -> list[str]:
             f"{_f(p['compute_ms_p95']) + ' / ' + _f(m['compute_ms_p95']):>22} {_f(m['wait_ms_p50']):>13} "
             f"{_f(p['wait_ms_p95']) + ' / ' + _f(m['wait_ms_p95']):>20} "
             f"{_f(p['utilisation']) + ' / ' + _f(m['utilisation']):>15}")
+    short = [s for s in data["stages"] if (s["measured"].get("core_wait_share") or 0.0) >= CORE_SHORT]
+    if short:
+        out.append("waited for a core (runnable, not running) during compute: " + ", ".join(
+            f"{s['stage']} {100 * s['measured']['core_wait_share']:.0f} % (p95 {_f(s['measured']['core_wait_ms_p95'])} "
+            f"ms per call)" for s in short) + ": this machine's cores were short for the run; measured "
+            "compute and waits include it (docs/verify.md)")
     for link in data["links"]:
         if link["delay_ms"] > 0:
             out.append(f"link {link['from']} -> {link['to']}: {link['bytes']} B, delayed {link['delay_ms']:.2f} ms")
@@ -149,6 +164,12 @@ def lines(data: dict) -> list[str]:
                f"= predicted {_f(e['predicted_with_overhead_ms'])} ms; measured p50 {_f(e['measured_ms_p50'])}, "
                f"p95 {_f(e['measured_ms_p95'])}, p99 {_f(e['measured_ms_p99'])} ms; measured p95 / plan = "
                f"{_f(e['ratio'], 3)}, / (plan + overhead) = {_f(e['ratio_with_overhead'], 3)}")
+    machine = data.get("machine")
+    if machine:
+        out.append(f"this machine: other processes used {100 * machine['others_cpu_share_before']:.0f} % of its "
+                   f"CPU just before the run and {100 * machine['others_cpu_share_during']:.0f} % during it "
+                   f"({machine['cores']} cores; the run was sized for {machine['free_cores']:.2f} free)"
+                   + ("; CONTENDED: measured times include their work" if machine["contended"] else ""))
     if e["slo_breached"]:
         out.append(f"SLO BREACHED: measured p{e['percentile']} {_f(e['measured_ms_at_percentile'])} ms "
                    f"> SLO {e['slo_ms']:g} ms")

@@ -32,6 +32,7 @@ class StageRecord:
     returns_ms: list = field(default_factory=list)  # the worker's "done" to its receipt here
     inbounds_ms: list = field(default_factory=list)  # the put here to the worker's get (worker idle)
     busy_ms: float = 0.0
+    core_waits_ms: list = field(default_factory=list)  # per call: runnable, waiting for a core
 
 
 @dataclass
@@ -269,11 +270,13 @@ class Dispatcher:
                 continue
             if msg[0] != "done":
                 continue
-            _, _worker, rid, stage, enqueued, started, ended, busy, inbound, outputs = msg
+            _, _worker, rid, stage, enqueued, started, ended, busy, inbound, core_wait, outputs = msg
             sr = rec.stages[stage]
             sr.waits_ms.append((started - enqueued) * 1000.0)
             sr.computes_ms.append((ended - started) * 1000.0)
             sr.busy_ms += busy
+            if core_wait is not None and busy:
+                sr.core_waits_ms.append(core_wait)
             done = time.monotonic()
             sr.returns_ms.append((done - ended) * 1000.0)
             if inbound is not None:

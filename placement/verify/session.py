@@ -24,6 +24,8 @@ class VerifyResult:
     cannot_run: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)     # the comparison (report.compare)
     notes: list[str] = field(default_factory=list)
+    # measured-served ProfileTable rows of the run (placement.verify.served), to store on request
+    served_rows: list[dict] = field(default_factory=list)
 
 
 def _busy_cores(plan) -> float:
@@ -57,10 +59,15 @@ def evaluate_options(ws, assignment: dict, overrides):
     return make_plan(problem, result, evaluation, tvm_version=None)
 
 
-def available_cores(cores: int) -> float:
-    """Cores free for the run: this machine's cores less its 1-minute load average (other work
-    that is runnable now), at least a quarter of them."""
-    return max(0.25 * cores, cores - os.getloadavg()[0])
+WATCH_BEFORE_S = 1.0
+
+
+def available_cores(cores: int, others_cpu_share: float) -> float:
+    """Cores free for the run: this machine's cores less those other processes kept busy just
+    before it (at least a quarter of them). Watched, not the 1-minute load average: that still
+    counts a run that ended a minute ago (a bench's previous case) and misses work that just
+    started."""
+    return max(0.25 * cores, cores * (1.0 - others_cpu_share))
 
 
 def scaled_outcome(ws, plan, headroom: float, cores: float, has_site: bool):
@@ -105,7 +112,9 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
     from placement.verify.prepare import cannot_run_here, prepare_stages
     from placement.verify.report import compare
     from placement.verify.run import arrival_times, run_plan
+    from placement.verify.served import served_rows
     from placement.verify.topology import plan_topology
+    from profiles.contention import CpuWatch, is_contended
     from profiles.hardware import local_cores, local_hardware_name
 
     say = on_event or (lambda msg: None)
@@ -125,13 +134,16 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
                                                   "docs/verify.md: plan against this machine's offers"])
     cores = local_cores()
     load = os.getloadavg()[0]
-    free = available_cores(cores)
+    with CpuWatch(min_s=WATCH_BEFORE_S) as before:
+        pass
+    others_before = before.result.others_cpu_share
+    free = available_cores(cores, others_before)
     scaled, sites, rate, note = scaled_outcome(ws, plan, headroom, free, topology.has_site)
     note += f"; sized for {headroom:g} x {free:.2f} free core(s) of {cores}"
     say(note)
-    if load > 0.5 * cores:
-        say(f"note: this machine's load average is {load:.1f} on {cores} core(s): other work shares "
-            "the cores, and measured times include it")
+    if is_contended(others_before):
+        say(f"note: other processes used {others_before:.0%} of this machine's CPU just before the run: "
+            "they share the cores, and measured times include them")
     processes = sum(g.processes for g in topology.groups.values())
     ca2 = arrival_scv(ws.spec.load.arrival, ws.spec.load.burstiness)
     arrivals = arrival_times(rate, sites, ca2, duration_s, seed)
@@ -140,12 +152,18 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
             f"{threads} ONNX Runtime thread(s) each")
         specs = prepare_stages(ws, topology, Path(folder), threads, progress=say)
         drain = min(30.0, max(5.0, duration_s))
-        record = run_plan(topology, specs, folder, ws.spec.network, arrivals, duration_s, drain, say)
+        with CpuWatch(with_children=True) as during:
+            record = run_plan(topology, specs, folder, ws.spec.network, arrivals, duration_s, drain, say)
     data = compare(scaled, topology, record, ws, processes_note=(
         f"{processes} worker process(es) on {cores} core(s), {threads} thread(s) each"))
     data["load_average"] = load
+    # other processes' share of the CPU (`profiles.contention`): the workers are this run's own
+    data["machine"] = {"cores": cores, "free_cores": free, "others_cpu_share_before": others_before,
+                       "others_cpu_share_during": during.result.others_cpu_share,
+                       "contended": is_contended(during.result.others_cpu_share)}
     data["scale"] = {"sites": sites, "rate_per_site_rps": rate, "spec_sites": ws.spec.load.sites,
                      "spec_rate_per_site_rps": ws.spec.load.rate_per_site_rps,
                      "arrival": ws.spec.load.arrival, "arrival_scv": ca2, "note": note,
                      "duration_s": duration_s}
-    return VerifyResult(True, [], data, notes=[note])
+    rows, left_out = served_rows(ws, topology, data)
+    return VerifyResult(True, [], data, notes=[note, *left_out], served_rows=rows)

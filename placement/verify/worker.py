@@ -7,11 +7,14 @@ its fill deadline) and runs them as one call.
 Messages in: (request id, stage, {name: array}, enqueued at), ("probe", sent at, {name: array})
 or None (stop).
 Messages out: ("ready", worker, pid) once loaded and warmed up, then per request
-("done", worker, request id, stage, enqueued, started, ended, busy_ms, inbound_ms, outputs), and per probe
+("done", worker, request id, stage, enqueued, started, ended, busy_ms, inbound_ms, core_wait_ms, outputs), and
+per probe
 ("probe", worker, sent at, the same arrays): an identity stage answered at once, so the
 dispatcher can time its own hop there and back (docs/verify.md, "Serving overhead").
 inbound_ms: from the dispatcher's put to this worker's get, when this worker was idle at the put
-(None when it was busy: the message then waited for it, not for the queue)."""
+(None when it was busy: the message then waited for it, not for the queue).
+core_wait_ms: how long this worker's thread was ready to run but waiting for a core during the
+call (Linux schedstat; None elsewhere): the machine's cores were short, not the plan's queue."""
 
 from __future__ import annotations
 
@@ -32,6 +35,16 @@ def per_request_shape(shape: list[int], batch: int) -> tuple[int, ...]:
 
 
 _DEFAULTS: dict = {}
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def core_wait_ns() -> int | None:
+    """Nanoseconds this thread has spent runnable but waiting for a core (schedstat's second
+    field: the scheduler's run-queue delay), or None where the kernel does not say."""
+    try:
+        return int(SCHEDSTAT.read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def default_tensor(desc: dict, batch: int = 1) -> np.ndarray:
@@ -72,6 +85,7 @@ class _Stage:
         self.pending: list = []
         self.local_next: list[str] = list(spec.get("local_next", []))
         self.only_local: bool = bool(spec.get("only_local", False))  # every output stays here
+        self.core_wait_ms: float | None = None  # of the last call
 
     def run(self, items: list) -> tuple[float, float, list[dict]]:
         """Run `items` [(rid, feeds, enqueued, inbound_ms)] as one call: start, end, outputs per item."""
@@ -83,9 +97,12 @@ class _Stage:
                 feeds[desc["name"]] = np.concatenate(rows, axis=0)
         else:
             feeds = items[0][1]
+        waited = core_wait_ns()
         start = time.monotonic()
         out = self.piece(feeds)
         end = time.monotonic()
+        after = core_wait_ns()
+        self.core_wait_ms = None if waited is None or after is None else (after - waited) / 1e6
         if self.batch == 1:
             return start, end, [out]
         per = [{k: (v[i:i + 1] if v.ndim and v.shape[0] == self.batch else v) for k, v in out.items()}
@@ -138,7 +155,7 @@ def _run_and_report(worker: str, stages: dict, name: str, items: list, outq) -> 
         busy = (end - start) * 1000.0 if i == 0 else 0.0
         local = stage.local_next
         outq.put(("done", worker, rid, name, enqueued, start, end, busy, inbound,
-                  {} if stage.only_local else out))
+                  stage.core_wait_ms if i == 0 else 0.0, {} if stage.only_local else out))
         for nxt in local:
             now = time.monotonic()
             _run_and_report(worker, stages, nxt, [(rid, feeds_for(stages[nxt].io, 1, out), now, None)], outq)

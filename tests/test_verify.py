@@ -328,3 +328,26 @@ def test_core_wait_counts_the_time_a_worker_waits_for_a_core():
         hog.wait()
         os.sched_setaffinity(0, before)
     assert shared >= 0.25  # about half the second, two runnable tasks on one core
+
+
+def test_overlap_shares_and_the_alone_and_overlapped_compute():
+    """A call's overlap is the share of it during which any other worker computed; a stage's
+    compute is split into calls alone (< 10 %) and overlapped all along (> 90 %)."""
+    from placement.verify.interference import by_stage, overlap_shares
+
+    calls = [("a", "x", 0.0, 1.0), ("b", "y", 0.5, 0.75), ("c", "y", 0.6, 0.8),  # b and c overlap each other
+             ("a", "x", 2.0, 3.0), ("b", "y", 5.0, 6.0)]
+    shares = overlap_shares(calls)
+    assert shares[0] == pytest.approx(0.3)         # b and c together cover 0.5-0.8 of a's 0-1
+    assert shares[1] == pytest.approx(1.0)         # a covers all of b's call
+    assert shares[2] == pytest.approx(1.0)
+    assert shares[3] == 0.0 and shares[4] == 0.0
+    # 12 calls alone at 10 ms on worker p, 12 overlapped at 15 ms on p while q computes all along
+    calls = [("p", "s", t, t + 0.010) for t in np.arange(12) * 1.0]
+    calls += [("p", "s", 100.0 + t, 100.015 + t) for t in np.arange(12) * 1.0]
+    calls += [("q", "r", 100.0 + t - 0.001, 100.020 + t) for t in np.arange(12) * 1.0]
+    figures = by_stage(calls)["s"]
+    assert figures["compute_alone_calls"] == 12 and figures["compute_overlapped_calls"] == 12
+    assert figures["compute_alone_ms_p50"] == pytest.approx(10.0)
+    assert figures["compute_overlapped_ms_p95"] == pytest.approx(15.0)
+    assert by_stage(calls)["r"]["compute_alone_ms_p50"] is None  # r never ran alone

@@ -14,6 +14,13 @@ from profiles import table as pt
 
 # a stage whose compute waited for a core this share of its time or more is said in the report
 CORE_SHORT = 0.05
+# and one whose compute overlapped by other workers' was this much slower at p95 than alone
+SLOWED = 1.15
+
+
+def _slowed(measured: dict) -> float:
+    alone, crowded = measured.get("compute_alone_ms_p95"), measured.get("compute_overlapped_ms_p95")
+    return crowded / alone if alone and crowded else 0.0
 
 
 def _pct(values, q) -> float | None:
@@ -73,7 +80,11 @@ def serving_overhead(record, topology: Topology, plan) -> dict:
 
 
 def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> dict:
+    from placement.verify.interference import by_stage
+
     stages = []
+    crowded = by_stage(record.calls) if len(topology.groups) > 1 or any(
+        g.processes > 1 for g in topology.groups.values()) else {}
     for name, stage in topology.stages.items():
         sr = record.stages[name]
         group = topology.groups[stage.group]
@@ -96,7 +107,10 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
                          # machine's cores were short: measured compute includes it)
                          "core_wait_ms_p95": _pct(sr.core_waits_ms, 95),
                          "core_wait_share": (sum(sr.core_waits_ms) / sr.busy_ms
-                                             if sr.core_waits_ms and sr.busy_ms else None)},
+                                             if sr.core_waits_ms and sr.busy_ms else None),
+                         # compute while no other worker computed, and while one did all along
+                         # (placement.verify.interference)
+                         **crowded.get(name, {})},
         })
     lat = record.latencies_ms
     predicted = plan.latency.p95_ms
@@ -147,6 +161,14 @@ def lines(data: dict) -> list[str]:
             f"{s['stage']} {100 * s['measured']['core_wait_share']:.0f} % (p95 {_f(s['measured']['core_wait_ms_p95'])} "
             f"ms per call)" for s in short) + ": this machine's cores were short for the run; measured "
             "compute and waits include it (docs/verify.md)")
+    slowed = [s for s in data["stages"] if _slowed(s["measured"]) >= SLOWED]
+    if slowed:
+        out.append("slowed by other workers computing at the same time: " + ", ".join(
+            f"{s['stage']} p50 {_f(s['measured']['compute_alone_ms_p50'])} alone vs "
+            f"{_f(s['measured']['compute_overlapped_ms_p50'])} overlapped, p95 "
+            f"{_f(s['measured']['compute_alone_ms_p95'])} vs {_f(s['measured']['compute_overlapped_ms_p95'])}"
+            for s in slowed) + " ms: the workers share this machine's caches, memory and cores (a pool's "
+            "replicas on their own instances do not), and they are slow when the queue is long")
     for link in data["links"]:
         if link["delay_ms"] > 0:
             out.append(f"link {link['from']} -> {link['to']}: {link['bytes']} B, delayed {link['delay_ms']:.2f} ms")

@@ -244,8 +244,10 @@ def test_a_run_gives_its_compute_as_served_rows_with_the_load_noted(short_run, c
         r = rows[stage["piece"]]
         assert r[pt.SOURCE] == "measured-served" and r[pt.RUNTIME] == "onnxruntime" and r[pt.BATCH] == 1
         assert r[pt.HARDWARE] == stage["hardware"]
-        assert r[pt.LATENCY_MS_P50] == stage["measured"]["compute_ms_p50"]
-        assert r[pt.LATENCY_MS_P95] == stage["measured"]["compute_ms_p95"]
+        # batch 1: how long a call held its worker, at least the runtime call itself
+        m = stage["measured"]
+        assert r[pt.LATENCY_MS_P50] == m["held_ms_p50"] >= m["compute_ms_p50"]
+        assert r[pt.LATENCY_MS_P95] == max(m["held_ms_p95"], m["held_ms_p50"])
         assert r[MODEL] == model_digest(case / f"{stage['piece']}.onnx")
         assert r[OTHERS_CPU_SHARE] == machine["others_cpu_share_during"]
         assert f"{data['scale']['rate_per_site_rps']:.4g} req/s periodic" in r[SERVED_LOAD]

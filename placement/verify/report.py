@@ -106,6 +106,9 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
                          # the compute's share spent runnable but waiting for a core (this
                          # machine's cores were short: measured compute includes it)
                          "core_wait_ms_p95": _pct(sr.core_waits_ms, 95),
+                         # how long a call held its worker: the runtime call plus the runner's
+                         # handling of it (what the queue in front of the worker sees)
+                         "held_ms_p50": _pct(sr.helds_ms, 50), "held_ms_p95": _pct(sr.helds_ms, 95),
                          "core_wait_share": (sum(sr.core_waits_ms) / sr.busy_ms
                                              if sr.core_waits_ms and sr.busy_ms else None),
                          # compute while no other worker computed, and while one did all along

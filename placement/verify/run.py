@@ -33,6 +33,7 @@ class StageRecord:
     inbounds_ms: list = field(default_factory=list)  # the put here to the worker's get (worker idle)
     busy_ms: float = 0.0
     core_waits_ms: list = field(default_factory=list)  # per call: runnable, waiting for a core
+    helds_ms: list = field(default_factory=list)       # per call: the call plus the runner's handling
 
 
 @dataclass
@@ -290,11 +291,13 @@ class Dispatcher:
                 continue
             if msg[0] != "done":
                 continue
-            _, _worker, rid, stage, enqueued, started, ended, busy, inbound, core_wait, outputs = msg
+            _, _worker, rid, stage, enqueued, started, ended, busy, inbound, core_wait, held, outputs = msg
             sr = rec.stages[stage]
             sr.waits_ms.append((started - enqueued) * 1000.0)
             sr.computes_ms.append((ended - started) * 1000.0)
             sr.busy_ms += busy
+            if held is not None:
+                sr.helds_ms.append(held)
             if busy:
                 rec.calls.append((_worker, stage, started, ended))
                 if core_wait is not None:

@@ -7,14 +7,17 @@ its fill deadline) and runs them as one call.
 Messages in: (request id, stage, {name: array}, enqueued at), ("probe", sent at, {name: array})
 or None (stop).
 Messages out: ("ready", worker, pid) once loaded and warmed up, then per request
-("done", worker, request id, stage, enqueued, started, ended, busy_ms, inbound_ms, core_wait_ms, outputs), and
-per probe
+("done", worker, request id, stage, enqueued, started, ended, busy_ms, inbound_ms, core_wait_ms, held_ms,
+outputs), and per probe
 ("probe", worker, sent at, the same arrays): an identity stage answered at once, so the
 dispatcher can time its own hop there and back (docs/verify.md, "Serving overhead").
 inbound_ms: from the dispatcher's put to this worker's get, when this worker was idle at the put
 (None when it was busy: the message then waited for it, not for the queue).
 core_wait_ms: how long this worker's thread was ready to run but waiting for a core during the
-call (Linux schedstat; None elsewhere): the machine's cores were short, not the plan's queue."""
+call (Linux schedstat; None elsewhere): the machine's cores were short, not the plan's queue.
+held_ms: how long the call held this worker (batch 1): from taking it up to handing its outputs
+on — the runtime call plus the runner's handling (reading the request off the queue when it was
+waiting for this worker, fitting its inputs, a hand-over inside the worker); None for a batch."""
 
 from __future__ import annotations
 
@@ -88,7 +91,7 @@ class _Stage:
         self.core_wait_ms: float | None = None  # of the last call
 
     def run(self, items: list) -> tuple[float, float, list[dict]]:
-        """Run `items` [(rid, feeds, enqueued, inbound_ms)] as one call: start, end, outputs per item."""
+        """Run `items` [(rid, feeds, enqueued, inbound_ms, taken)] as one call: start, end, outputs per item."""
         if self.batch > 1:
             feeds = {}
             for desc in self.io["inputs"]:
@@ -116,7 +119,7 @@ def serve(worker: str, folder: str, specs: dict, inq, outq, parent_pid: int) -> 
     stages = {name: _Stage(Path(folder), spec) for name, spec in specs.items()}
     for stage in stages.values():  # warm up: the first call pays for allocation
         for _ in range(3):
-            stage.run([(0, feeds_for(stage.io, stage.batch, {}), 0.0, None)])
+            stage.run([(0, feeds_for(stage.io, stage.batch, {}), 0.0, None, 0.0)])
     outq.put(("ready", worker, os.getpid()))
     free_since = time.monotonic()  # when this worker last finished a call
     while True:
@@ -135,8 +138,12 @@ def serve(worker: str, folder: str, specs: dict, inq, outq, parent_pid: int) -> 
         elif msg:
             rid, name, arrived, enqueued = msg
             stage = stages[name]
-            inbound = (got - enqueued) * 1000.0 if enqueued >= free_since else None
-            stage.pending.append((rid, feeds_for(stage.io, stage.batch, arrived), enqueued, inbound))
+            idle = enqueued >= free_since
+            inbound = (got - enqueued) * 1000.0 if idle else None
+            # an idle worker takes a request up when it gets it (the way there is the serving
+            # overhead's); a busy one when it is free again (reading it off the queue is its work)
+            taken = got if idle else free_since
+            stage.pending.append((rid, feeds_for(stage.io, stage.batch, arrived), enqueued, inbound, taken))
         for name, stage in stages.items():
             due = stage.pending and (len(stage.pending) >= stage.batch
                                      or time.monotonic() >= stage.pending[0][2] + stage.fill_s)
@@ -151,14 +158,15 @@ def _run_and_report(worker: str, stages: dict, name: str, items: list, outq) -> 
     worker at once (the next piece on the same device, as the edge runner does)."""
     stage = stages[name]
     start, end, outs = stage.run(items)
-    for i, ((rid, _, enqueued, inbound), out) in enumerate(zip(items, outs)):
+    for i, ((rid, _, enqueued, inbound, taken), out) in enumerate(zip(items, outs)):
         busy = (end - start) * 1000.0 if i == 0 else 0.0
+        held = (time.monotonic() - taken) * 1000.0 if stage.batch == 1 else None
         local = stage.local_next
         outq.put(("done", worker, rid, name, enqueued, start, end, busy, inbound,
-                  stage.core_wait_ms if i == 0 else 0.0, {} if stage.only_local else out))
+                  stage.core_wait_ms if i == 0 else 0.0, held, {} if stage.only_local else out))
         for nxt in local:
             now = time.monotonic()
-            _run_and_report(worker, stages, nxt, [(rid, feeds_for(stages[nxt].io, 1, out), now, None)], outq)
+            _run_and_report(worker, stages, nxt, [(rid, feeds_for(stages[nxt].io, 1, out), now, None, now)], outq)
 
 
 def _next_deadline(stages: dict) -> float | None:

@@ -211,7 +211,10 @@ def run_pass(folder: Path, case, profiles_csv: Path, duration: float, label: str
             offer, _, reps = placement[piece].partition("/")
             options = [o for o in options if o.offer == offer and o.runtime == "onnxruntime" and o.batch == 1
                        and (not reps or o.replicas == int(reps[1:]))]
-            options = options if reps else [min(options, key=lambda o: o.replicas)]
+            options = options if reps or not options else [min(options, key=lambda o: o.replicas)]
+        if not options:
+            raise VerifyError(f"{piece}: no option {placement.get(piece, split)} at {rate} req/s per site "
+                              "(over the utilisation cap)")
         assignment[piece] = options[0].id
     plan = evaluate_options(ws, assignment, None)
     return verify(ws, plan, duration_s=duration, headroom=headroom,

@@ -302,6 +302,11 @@ def make_plan(
         if o.latency_source == "estimated":
             band = f" (×/÷{1 + o.error_band:.2f})" if o.error_band else ""
             notes.append(f"{piece} on {o.hardware}: latency is an estimate{band}, not a measurement.")
+        served = problem.served_runtimes.get((problem.piece_model.get(piece, piece), o.hardware), ())
+        if served and o.latency_source != "measured-served":
+            notes.append(f"warning: {piece} on {o.hardware}: {o.runtime}'s latency was measured alone, while "
+                         f"{', '.join(served)} has a row measured while serving (usually slower than alone): "
+                         "the plan may prefer it for that; placement verify --store-profiles this plan too.")
     routes = [
         Route(source=t.source, target=t.target, bytes_per_request=t.bytes_per_request,
               location_from=t.location_from, location_to=t.location_to,

@@ -353,3 +353,26 @@ def test_overlap_shares_and_the_alone_and_overlapped_compute():
     assert figures["compute_alone_ms_p50"] == pytest.approx(10.0)
     assert figures["compute_overlapped_ms_p95"] == pytest.approx(15.0)
     assert by_stage(calls)["r"]["compute_alone_ms_p50"] is None  # r never ran alone
+
+
+def test_a_plan_says_when_it_picks_a_runtime_measured_alone_beside_one_measured_serving(case, tmp_path):
+    """Served rows are slower than rows measured alone, so the planner may move a piece to a
+    runtime that has only the latter: the plan says so, and what to do."""
+    hw = pd.read_csv(case / "offers.csv")["hardware"][0]
+    base = {pt.HARDWARE: hw, pt.BATCH: 1, pt.MEMORY_MB: 10.0, pt.MEASURED_AT: "2026-12-03",
+            pt.TVM_VERSION: "", pt.ERROR_BAND: None}
+    rows = [{**base, pt.PIECE: "head", pt.RUNTIME: "onnxruntime", pt.LATENCY_MS_P50: 5.0,
+             pt.LATENCY_MS_P95: 6.0, pt.SOURCE: "measured-served"},
+            {**base, pt.PIECE: "head", pt.RUNTIME: "openvino", pt.LATENCY_MS_P50: 1.0,
+             pt.LATENCY_MS_P95: 1.2, pt.SOURCE: "measured-local"},
+            {**base, pt.PIECE: "tail", pt.RUNTIME: "onnxruntime", pt.LATENCY_MS_P50: 0.2,
+             pt.LATENCY_MS_P95: 0.4, pt.SOURCE: "measured-local"}]
+    csv = tmp_path / "profiles.csv"
+    pd.DataFrame(rows, columns=pt.PROFILE_COLUMNS).to_csv(csv, index=False)
+    ws = api.Workspace.open(case / "spec.yaml", offers_csv=case / "offers.csv", profiles_csv=csv)
+    plan = ws.evaluate({"head": "edge:this-machine", "tail": "aws:local:this-machine"}).plan
+    head = next(p for p in plan.placements if p.piece == "head")
+    assert head.runtime == "openvino"
+    said = [n for n in plan.notes if n.startswith("warning: head on")]
+    assert said and "openvino's latency was measured alone" in said[0] and "onnxruntime" in said[0]
+    assert not any("tail on" in n for n in plan.notes)  # the CLI prints warnings on stderr

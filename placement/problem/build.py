@@ -36,6 +36,17 @@ from placement.spec import SINK, SOURCE, ApplicationSpec, topological_order
 from pricing import table as ot
 
 
+def _served_runtimes(profiles: pd.DataFrame) -> dict:
+    """(piece, hardware) -> runtimes with a measured-served row."""
+    from profiles.table import HARDWARE, PIECE, RUNTIME, SOURCE
+
+    served = profiles[profiles[SOURCE] == "measured-served"] if len(profiles) else profiles
+    out: dict = {}
+    for r in served[[PIECE, HARDWARE, RUNTIME]].itertuples(index=False):
+        out.setdefault((r[0], r[1]), set()).add(r[2])
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
 def build_problem(
     spec: ApplicationSpec,
     profiles: pd.DataFrame,
@@ -123,6 +134,7 @@ def build_problem(
         unplaceable=unplaceable, notes=tuple(notes),
         max_price_age_days=spec.hardware.max_price_age_days,
         lanes=tuple(lanes), piece_lane=piece_lane, piece_model=piece_model,
+        served_runtimes=_served_runtimes(profiles),
         min_site_share=spec.slo.min_site_share, arrival_scv=inputs.arrival_scv,
         inter_region=_by_location(inter_region),
         inter_region_source=_inter_region_sources(egress_tiers),

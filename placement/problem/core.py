@@ -11,7 +11,7 @@ from placement.problem.segments import Lane
 from profiles.errors import UserError
 
 _MAPPINGS = ("options", "devices", "egress_tiers", "egress_source", "unplaceable", "piece_lane",
-             "piece_model", "inter_region", "inter_region_source")
+             "piece_model", "inter_region", "inter_region_source", "served_runtimes")
 
 
 class ProblemError(UserError):
@@ -49,6 +49,9 @@ class Problem:
     # published; a pair not here is billed at the sender's internet tiers. provider -> source.
     inter_region: dict = field(default_factory=dict)
     inter_region_source: dict = field(default_factory=dict)
+    # (piece, hardware) -> runtimes of rows measured while serving (`placement verify
+    # --store-profiles`): a plan that picks another runtime there says its row was measured alone
+    served_runtimes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Read-only views: a problem is shared by the solver, the checker and every re-solve;

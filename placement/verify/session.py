@@ -107,7 +107,9 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
            work_dir: str | Path | None = None, seed: int = 0, threads: int = 1) -> VerifyResult:
     """Run `plan` (default: plan now) here and compare; see the package docstring. Each worker
     runs ONNX Runtime with `threads` intra-op threads (1: the workers share this machine's cores
-    and spinning threads on a busy machine cost more than they give)."""
+    with the dispatcher, and spinning threads there cost more than they give: on 2 cores, two
+    threads for the one worker of a site-device plan put 26 % of its compute waiting for a core
+    and its p95 wait from 24 to 114 ms)."""
     from placement.queueing import arrival_scv
     from placement.verify.prepare import cannot_run_here, prepare_stages
     from placement.verify.report import compare
@@ -145,6 +147,11 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
         say(f"note: other processes used {others_before:.0%} of this machine's CPU just before the run: "
             "they share the cores, and measured times include them")
     processes = sum(g.processes for g in topology.groups.values())
+    if threads < cores:
+        say(f"note: each worker runs {threads} ONNX Runtime thread(s) (--threads); `placement profile` "
+            f"measures with this machine's {cores}, so compute here may be slower than such a profile "
+            "(the stage table shows both; profile with the workers' threads, or store the run's rows with "
+            "--store-profiles)")
     ca2 = arrival_scv(ws.spec.load.arrival, ws.spec.load.burstiness)
     arrivals = arrival_times(rate, sites, ca2, duration_s, seed)
     with tempfile.TemporaryDirectory(prefix="verify-", dir=work_dir) as folder:

@@ -58,7 +58,7 @@ def list_rows(
 ) -> None:
     """List the stored profile rows (measured here or imported)."""
     from profiles import table as pt
-    from profiles.store import MODEL, OTHERS_CPU_SHARE
+    from profiles.store import MODEL, OTHERS_CPU_SHARE, SERVED_LOAD
 
     store = _store()
     df = store.listing(**_filters(piece, hardware, source, runtime))
@@ -78,6 +78,10 @@ def list_rows(
                   f"{r[pt.MEMORY_MB]:.0f}", src, "" if busy != busy or busy is None else f"{busy:.0%}",
                   str(r[pt.MEASURED_AT] or ""), str(r[pt.TVM_VERSION] or ""))
     out.print(t)
+    for r in df.to_dict("records"):
+        if r[SERVED_LOAD]:
+            out.print(f"{r[pt.PIECE]} ({r[pt.RUNTIME]}, batch {r[pt.BATCH]}, {r[pt.HARDWARE]}) measured-served: "
+                      f"{r[SERVED_LOAD]}", markup=False, highlight=False)
     out.print("model: the first 12 hex digits of the ONNX file's sha256 ((any): an imported row for "
               "every model with that piece name); machine busy: the CPU share other processes used "
               "while it was measured (20% or more: contended)", markup=False, highlight=False)

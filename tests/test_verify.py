@@ -300,6 +300,9 @@ def test_the_cli_stores_the_served_rows(case, tmp_path):
     rows = json.loads(listed.stdout)
     assert sorted(r["piece"] for r in rows) == ["head", "tail"]
     assert all(r["served_load"].startswith("verify ") for r in rows)
+    table = subprocess.run([sys.executable, "-m", "placement.cli", "profiles", "list"], capture_output=True,
+                           text=True, env=env, timeout=120).stdout
+    assert "head (onnxruntime, batch 1," in table and "measured-served: verify " in table
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat") or not hasattr(os, "sched_setaffinity"),

@@ -3,7 +3,7 @@ process was computing at the same time, so a run can tell a piece that is slow f
 slowed by its neighbours on this machine's shared caches, memory bus and cores.
 
 Why: on the fidelity bench's pool case (two replicas of a 10 ms piece on a 2-core machine), a
-call ran 8-30 % slower at the median and 50-60 % slower at p95 while the other replica computed
+call ran 8-30 % slower at the median and 25-60 % slower at p95 while the other replica computed
 all along than while it computed alone, and consecutive calls' times were correlated (lag-1
 0.8): the replicas are slow exactly when the queue is long, which no queueing model of
 independent service times covers. A pool's replicas on their own instances do not share a cache;

@@ -7,8 +7,8 @@ worker sees; a batched stage's is its runtime call.
 
 Why: a profile runs one piece alone, back to back, on warm caches. Served, the same piece runs
 between requests of other pieces on the same cores (their weights evict its own from the caches,
-the dispatcher and the other workers take turns on the cores), and `bench/fidelity.py` measures it
-2-50 % slower at the median. The queueing model is only as right as the service time it is given:
+the dispatcher and the other workers take turns on the cores), and on `bench/fidelity.py` a call
+held its worker 14-70 % longer at the median. The queueing model is only as right as the service time it is given:
 a plan made on these rows predicts the next run of the same plan (docs/verify.md, Fidelity)."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def served_rows(ws, topology, data: dict) -> tuple[list[dict], list[str]]:
     if data.get("failure"):
         return [], [f"not stored: the run ended early ({data['failure']})"]
     sources = {s.piece: s for s in ws.pieces}
-    table = ws.profiles_table
+    table = ws.profiles  # (profiled on first use)
     scale, machine = data["scale"], data.get("machine") or {}
     today = dt.date.today().isoformat()
     rows, notes = [], []

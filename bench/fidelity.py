@@ -5,7 +5,7 @@ split model. Each is planned against this machine's offers (edge device and clou
 `this-machine`) with profiles measured here just before (ONNX Runtime, 1 thread, 200 runs), run
 for --duration seconds, and its predicted end-to-end p95 set against the measured one.
 
-    python bench/fidelity.py [--duration 30] [--json out.json]
+    python bench/fidelity.py [--duration 20] [--json out.json] [--only NAME] [--pool-target 0.65]
 
 The predicted side is the plan's p95 plus this harness's serving overhead (its hop through the
 dispatcher, timed by probes at the start of each run: hops on the critical path x the hop's p95,
@@ -14,11 +14,12 @@ it (the plan sums per-piece p95s and uses an upper-bound wait on a shared device
 conservative by construction); the ratio against the plan alone is printed beside it.
 
 Each case runs twice. First planned on isolated profiles; then planned on the rows that first run
-measured while serving (each piece's compute in its worker, between the other pieces' requests:
-what `placement verify --store-profiles` stores as `measured-served`) and run again, an
-independent measurement of the same options. Where the second holds and the first does not, the
+measured while serving (how long each piece's calls held its worker, between the other pieces'
+requests: what `placement verify --store-profiles` stores as `measured-served`) and run again at
+the same rate, an independent measurement of the same options (at its own rate where the served
+times put them over the utilisation cap). Where the second holds and the first does not, the
 queueing model was right about the service times it was given, and the miss was the isolated
-profile's (back-to-back runs on one warm model) against compute as served."""
+profile's (back-to-back runs on one warm model) against service as served."""
 
 from __future__ import annotations
 

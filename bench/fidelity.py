@@ -170,18 +170,17 @@ def run_case(root: Path, name: str, case, duration: float) -> dict:
     pd.DataFrame(rows, columns=pt.PROFILE_COLUMNS).to_csv(folder / "profiles.csv", index=False)
     out = {"case": name, "arrival": arrival}
     try:
-        result = run_pass(folder, case, folder / "profiles.csv", duration, name)
+        isolated, result = run_pass(folder, case, folder / "profiles.csv", duration, name)
         out["isolated"] = _summary(result.data)
         # the same options planned on the rows this run measured while serving (what `placement
         # verify --store-profiles` stores), run again: an independent measurement
-        isolated = api.Workspace.open(folder / "spec.yaml", offers_csv=offers, profiles_csv=folder / "profiles.csv")
         merge_rows(isolated.profiles_table, result.served_rows).to_csv(folder / "profiles-served.csv", index=False)
         try:
-            served = run_pass(folder, case, folder / "profiles-served.csv", duration, f"{name}, served",
-                              rate=result.data["scale"]["spec_rate_per_site_rps"])
+            _, served = run_pass(folder, case, folder / "profiles-served.csv", duration, f"{name}, served",
+                                 rate=result.data["scale"]["spec_rate_per_site_rps"])
             out["served_rate"] = "the isolated pass's"
         except VerifyError:  # over the cap at that rate
-            served = run_pass(folder, case, folder / "profiles-served.csv", duration, f"{name}, served")
+            _, served = run_pass(folder, case, folder / "profiles-served.csv", duration, f"{name}, served")
             out["served_rate"] = "its own (over the cap at the isolated pass's)"
         out["served"] = _summary(served.data)
     except Exception as exc:  # noqa: BLE001 - a case that cannot run is a row of the table, not the end
@@ -190,6 +189,8 @@ def run_case(root: Path, name: str, case, duration: float) -> dict:
 
 
 def run_pass(folder: Path, case, profiles_csv: Path, duration: float, label: str, rate: float | None = None):
+    """(workspace, verify result) of the case planned on `profiles_csv` at `rate` per site
+    (default: the rate that puts the busiest server at the case's target utilisation)."""
     models, edges, arrival, sites, target, placement, split, headroom = case
     offers = folder / "offers.csv"
     ws = api.Workspace.open(folder / "spec.yaml", offers_csv=offers, profiles_csv=profiles_csv)
@@ -218,8 +219,8 @@ def run_pass(folder: Path, case, profiles_csv: Path, duration: float, label: str
                               "(over the utilisation cap)")
         assignment[piece] = options[0].id
     plan = evaluate_options(ws, assignment, None)
-    return verify(ws, plan, duration_s=duration, headroom=headroom,
-                  on_event=lambda msg: print(f"  [{label}] {msg}", file=sys.stderr))
+    return ws, verify(ws, plan, duration_s=duration, headroom=headroom,
+                      on_event=lambda msg: print(f"  [{label}] {msg}", file=sys.stderr))
 
 
 def _summary(data: dict) -> dict:

@@ -96,7 +96,7 @@ def _store(result) -> None:
     from placement.verify.served import store_served_rows
     from profiles.store import SERVED_LOAD
 
-    for note in result.notes[1:]:
+    for note in result.not_stored:
         _say(note)
     stored = store_served_rows(result.served_rows)
     for r in result.served_rows:

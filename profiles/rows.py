@@ -71,7 +71,7 @@ def rows_table(rows: Sequence[Mapping]) -> pd.DataFrame:
 
 
 IMPORTED = "imported"
-MEASURED_SERVED = "measured-served"
+MEASURED_SERVED = pt.MEASURED_SERVED
 # Which row of a piece, hardware, runtime and batch the planner sees: measured while serving a
 # plan here (the user asked for it with `placement verify --store-profiles`: compute as served,
 # with the other pieces and the load beside it, which an isolated run under-states), then measured

@@ -31,6 +31,7 @@ from profiles.table import (
     BATCH,
     ERROR_BAND,
     HARDWARE,
+    MEASURED_SERVED,
     PIECE,
     PROFILE_COLUMNS,
     RUNTIME,
@@ -42,7 +43,6 @@ from profiles.table import (
 
 IMPORTED = "imported"
 STORE_FILE = "rows.sqlite"
-MEASURED_SERVED = "measured-served"
 SCHEMA_VERSION = 3
 # The store's own columns beside the ProfileTable's: which model a row measured (the sha256 of its
 # ONNX file, first 12 hex digits; empty for an imported row not bound to a model), how busy
@@ -60,20 +60,23 @@ def default_store_path() -> Path:
     return cache_root() / "profiles" / STORE_FILE
 
 
-def imported_key(piece: str, hardware: str, runtime: str, batch: int, model: str = "") -> str:
-    """The store key of an imported row: one row per (piece, hardware, runtime, batch) and model
-    (a row not bound to a model keeps the key it always had)."""
-    fields = [IMPORTED, str(piece), str(hardware), str(runtime), int(batch)]
+def _source_key(source: str, piece: str, hardware: str, runtime: str, batch: int, model: str) -> str:
+    fields = [source, str(piece), str(hardware), str(runtime), int(batch)]
     if model:
         fields.append(str(model)[:SHORT_HASH])
     return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
 
 
+def imported_key(piece: str, hardware: str, runtime: str, batch: int, model: str = "") -> str:
+    """The store key of an imported row: one row per (piece, hardware, runtime, batch) and model
+    (a row not bound to a model keeps the key it always had)."""
+    return _source_key(IMPORTED, piece, hardware, runtime, batch, model)
+
+
 def served_key(piece: str, hardware: str, runtime: str, batch: int, model: str) -> str:
     """The store key of a row measured while serving: one per (piece, hardware, runtime, batch,
     model), so the latest verify run replaces an earlier one."""
-    fields = [MEASURED_SERVED, str(piece), str(hardware), str(runtime), int(batch), str(model)[:SHORT_HASH]]
-    return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
+    return _source_key(MEASURED_SERVED, piece, hardware, runtime, batch, model)
 
 
 def _column_sql(column: str) -> str:

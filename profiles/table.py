@@ -30,7 +30,8 @@ PLAUSIBLE_MAX = {LATENCY_MS_P50: 3.6e6, LATENCY_MS_P95: 3.6e6, MEMORY_MB: 1e8, B
 PLAUSIBLE_MIN = 1e-6  # a nanosecond, a byte: positive numbers below this are typos
 RUNTIMES = ("tvm", "tvm-tuned", "onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-trt")
 # measured-served: measured while serving a plan under load here (`placement verify --store-profiles`)
-SOURCES = ("measured-local", "measured-rpc", "measured-served", "estimated", "imported")
+MEASURED_SERVED = "measured-served"
+SOURCES = ("measured-local", "measured-rpc", MEASURED_SERVED, "estimated", "imported")
 
 
 class ProfileTableError(UserError):

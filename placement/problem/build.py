@@ -38,9 +38,9 @@ from pricing import table as ot
 
 def _served_runtimes(profiles: pd.DataFrame) -> dict:
     """(piece, hardware) -> runtimes with a measured-served row."""
-    from profiles.table import HARDWARE, PIECE, RUNTIME, SOURCE
+    from profiles.table import HARDWARE, MEASURED_SERVED, PIECE, RUNTIME, SOURCE
 
-    served = profiles[profiles[SOURCE] == "measured-served"] if len(profiles) else profiles
+    served = profiles[profiles[SOURCE] == MEASURED_SERVED] if len(profiles) else profiles
     out: dict = {}
     for r in served[[PIECE, HARDWARE, RUNTIME]].itertuples(index=False):
         out.setdefault((r[0], r[1]), set()).add(r[2])

@@ -83,8 +83,7 @@ def compare(plan, topology: Topology, record, ws, processes_note: str = "") -> d
     from placement.verify.interference import by_stage
 
     stages = []
-    crowded = by_stage(record.calls) if len(topology.groups) > 1 or any(
-        g.processes > 1 for g in topology.groups.values()) else {}
+    crowded = by_stage(record.calls)
     for name, stage in topology.stages.items():
         sr = record.stages[name]
         group = topology.groups[stage.group]

@@ -92,9 +92,8 @@ def _roomy(q):
 
     setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
     if setsize is not None:
-        for end in (q._writer, q._reader):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(end.fileno(), setsize, PIPE_BYTES)
+        with contextlib.suppress(OSError):  # one pipe: its writing end sets it for both
+            fcntl.fcntl(q._writer.fileno(), setsize, PIPE_BYTES)
     return q
 
 
@@ -291,7 +290,7 @@ class Dispatcher:
                 continue
             if msg[0] != "done":
                 continue
-            _, _worker, rid, stage, enqueued, started, ended, busy, inbound, core_wait, held, outputs = msg
+            _, worker, rid, stage, enqueued, started, ended, busy, inbound, core_wait, held, outputs = msg
             sr = rec.stages[stage]
             sr.waits_ms.append((started - enqueued) * 1000.0)
             sr.computes_ms.append((ended - started) * 1000.0)
@@ -299,7 +298,7 @@ class Dispatcher:
             if held is not None:
                 sr.helds_ms.append(held)
             if busy:
-                rec.calls.append((_worker, stage, started, ended))
+                rec.calls.append((worker, stage, started, ended))
                 if core_wait is not None:
                     sr.core_waits_ms.append(core_wait)
             done = time.monotonic()

@@ -68,7 +68,7 @@ def served_rows(ws, topology, data: dict) -> tuple[list[dict], list[str]]:
             pt.PIECE: stage.piece, pt.HARDWARE: stage.hardware, pt.RUNTIME: stage.runtime,
             pt.BATCH: stage.batch, pt.LATENCY_MS_P50: p50, pt.LATENCY_MS_P95: max(p95, p50),
             pt.MEMORY_MB: float(used[pt.MEMORY_MB].max()) if len(used) else 1.0,
-            pt.SOURCE: "measured-served", pt.MEASURED_AT: today,
+            pt.SOURCE: pt.MEASURED_SERVED, pt.MEASURED_AT: today,
             pt.TVM_VERSION: _first_text(used[pt.TVM_VERSION]),
             pt.ERROR_BAND: None,
             MODEL: model_digest(source.onnx_path),
@@ -89,8 +89,8 @@ def store_served_rows(rows: list[dict], store=None) -> int:
     from profiles.store import MODEL, served_key
 
     if store is None:
-        from profiles.cache import ProfileCache
+        from placement.tables import profile_store
 
-        store = ProfileCache().store
+        store = profile_store()
     return store.put_rows((served_key(r[pt.PIECE], r[pt.HARDWARE], r[pt.RUNTIME], r[pt.BATCH], r[MODEL]), r)
                           for r in rows)

@@ -24,8 +24,10 @@ class VerifyResult:
     cannot_run: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)     # the comparison (report.compare)
     notes: list[str] = field(default_factory=list)
-    # measured-served ProfileTable rows of the run (placement.verify.served), to store on request
+    # measured-served ProfileTable rows of the run (placement.verify.served), to store on request,
+    # and why any stage has none
     served_rows: list[dict] = field(default_factory=list)
+    not_stored: list[str] = field(default_factory=list)
 
 
 def _busy_cores(plan) -> float:
@@ -173,4 +175,4 @@ def verify(ws, plan=None, *, duration_s: float = 60.0, headroom: float = 0.5, on
                      "arrival": ws.spec.load.arrival, "arrival_scv": ca2, "note": note,
                      "duration_s": duration_s}
     rows, left_out = served_rows(ws, topology, data)
-    return VerifyResult(True, [], data, notes=[note, *left_out], served_rows=rows)
+    return VerifyResult(True, [], data, notes=[note], served_rows=rows, not_stored=left_out)

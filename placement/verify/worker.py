@@ -88,7 +88,6 @@ class _Stage:
         self.pending: list = []
         self.local_next: list[str] = list(spec.get("local_next", []))
         self.only_local: bool = bool(spec.get("only_local", False))  # every output stays here
-        self.core_wait_ms: float | None = None  # of the last call
 
     def run(self, items: list) -> tuple[float, float, list[dict]]:
         """Run `items` [(rid, feeds, enqueued, inbound_ms, taken)] as one call: start, end, outputs per item."""
@@ -100,12 +99,9 @@ class _Stage:
                 feeds[desc["name"]] = np.concatenate(rows, axis=0)
         else:
             feeds = items[0][1]
-        waited = core_wait_ns()
         start = time.monotonic()
         out = self.piece(feeds)
         end = time.monotonic()
-        after = core_wait_ns()
-        self.core_wait_ms = None if waited is None or after is None else (after - waited) / 1e6
         if self.batch == 1:
             return start, end, [out]
         per = [{k: (v[i:i + 1] if v.ndim and v.shape[0] == self.batch else v) for k, v in out.items()}
@@ -157,13 +153,16 @@ def _run_and_report(worker: str, stages: dict, name: str, items: list, outq) -> 
     """Run `items` on stage `name`, report each, and run the stages it hands to inside this
     worker at once (the next piece on the same device, as the edge runner does)."""
     stage = stages[name]
+    waited = core_wait_ns()
     start, end, outs = stage.run(items)
+    after = core_wait_ns()
+    core_wait = None if waited is None or after is None else (after - waited) / 1e6
     for i, ((rid, _, enqueued, inbound, taken), out) in enumerate(zip(items, outs)):
         busy = (end - start) * 1000.0 if i == 0 else 0.0
         held = (time.monotonic() - taken) * 1000.0 if stage.batch == 1 else None
         local = stage.local_next
         outq.put(("done", worker, rid, name, enqueued, start, end, busy, inbound,
-                  stage.core_wait_ms if i == 0 else 0.0, held, {} if stage.only_local else out))
+                  core_wait if i == 0 else 0.0, held, {} if stage.only_local else out))
         for nxt in local:
             now = time.monotonic()
             _run_and_report(worker, stages, nxt, [(rid, feeds_for(stages[nxt].io, 1, out), now, None, now)], outq)

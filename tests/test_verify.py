@@ -379,3 +379,23 @@ def test_a_plan_says_when_it_picks_a_runtime_measured_alone_beside_one_measured_
     said = [n for n in plan.notes if n.startswith("warning: head on")]
     assert said and "openvino's latency was measured alone" in said[0] and "onnxruntime" in said[0]
     assert not any("tail on" in n for n in plan.notes)  # the CLI prints warnings on stderr
+
+
+def test_nothing_is_stored_from_a_run_that_ended_early_or_from_too_few_calls(short_run, case):
+    """A run cut short by a dead worker stores no rows; a stage with fewer than 20 calls is named
+    and left out; each says why in one line."""
+    import copy
+
+    from placement.verify.served import MIN_SAMPLES, served_rows
+    from placement.verify.topology import plan_topology
+
+    ws = workspace(case)
+    topology = plan_topology(split_plan(ws))
+    died = {**copy.deepcopy(short_run.data), "failure": "worker site-0 (pid 1) killed by signal 9"}
+    rows, notes = served_rows(ws, topology, died)
+    assert rows == [] and notes == ["not stored: the run ended early (worker site-0 (pid 1) killed by signal 9)"]
+    few = copy.deepcopy(short_run.data)
+    few["stages"][0]["requests"] = MIN_SAMPLES - 1
+    rows, notes = served_rows(ws, topology, few)
+    assert [r[pt.PIECE] for r in rows] == [few["stages"][1]["piece"]]
+    assert notes == [f"not stored: {few['stages'][0]['stage']} ran {MIN_SAMPLES - 1} request(s) (fewer than {MIN_SAMPLES})"]
